@@ -1,0 +1,140 @@
+"""Settings for the console, read from the environment (documented in .env.example)."""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from console.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY is required unless DJANGO_DEBUG=true")
+    SECRET_KEY = "insecure-debug-only-key"
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_results",
+    "channels",
+    "tasks_admin",
+    # The demo's tasks (a stand-in for a monitored production app); harmless when unused.
+    "demo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "console.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "console.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/console")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/1")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    },
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+
+# --- Celery: the console's own app (control calls, the demo). JSON only, UTC. ---
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_EVENT_SERIALIZER = "json"
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+CELERY_TASK_TRACK_STARTED = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- The collector (python manage.py collect) ---
+# Events per database transaction, and the longest a partial batch waits.
+CONSOLE_BATCH_SIZE = env_int("CONSOLE_BATCH_SIZE", 2000)
+CONSOLE_BATCH_SECONDS = env_float("CONSOLE_BATCH_SECONDS", 0.25)
+# Raw bytes the receiver may hold while the database is slow or away; past it, events drop
+# (counted and logged) rather than the process running out of memory.
+CONSOLE_BUFFER_MAX_BYTES = env_int("CONSOLE_BUFFER_MAX_BYTES", 512 * 1024 * 1024)
+CONSOLE_ENABLE_EVENTS_INTERVAL = env_float("CONSOLE_ENABLE_EVENTS_INTERVAL", 5.0)
+CONSOLE_INSPECT_INTERVAL = env_float("CONSOLE_INSPECT_INTERVAL", 30.0)
+CONSOLE_QUEUE_SAMPLE_INTERVAL = env_float("CONSOLE_QUEUE_SAMPLE_INTERVAL", 5.0)
+CONSOLE_RECONCILE_INTERVAL = env_float("CONSOLE_RECONCILE_INTERVAL", 10.0)
+# Queue names to watch besides those workers report consuming.
+CONSOLE_QUEUES = env_list("CONSOLE_QUEUES", "")
+# RabbitMQ only: the durable queue the collector binds to the celeryev exchange, so events
+# wait in the broker (instead of a 5 s TTL auto-delete queue) while the collector is away.
+CONSOLE_EVENT_QUEUE = env_str("CONSOLE_EVENT_QUEUE", "celeryev.console")
+CONSOLE_EVENT_QUEUE_MAX_LENGTH = env_int("CONSOLE_EVENT_QUEUE_MAX_LENGTH", 5_000_000)
+# Longest string kept per field (tracebacks can be megabytes); longer ones are cut, marked.
+CONSOLE_MAX_FIELD_CHARS = env_int("CONSOLE_MAX_FIELD_CHARS", 65536)
+# History older than this many days is pruned once a day by the collector (0: never).
+CONSOLE_RETENTION_DAYS = env_int("CONSOLE_RETENTION_DAYS", 30)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

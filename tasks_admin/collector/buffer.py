@@ -1,0 +1,93 @@
+"""The bounded hand-off between the receiver thread and the writer.
+
+The receiver only appends raw bytes here and never waits on the database: Redis drops a
+pub/sub subscriber whose output buffer passes 32 MB, and RabbitMQ's default event queue
+discards what waits 5 s, so a receiver that blocks loses events silently. The bound is in
+bytes; past it the newest messages are dropped and counted, never the process.
+"""
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class RawMessage:
+    """One broker message as received: not yet decoded or validated.
+
+    ``kind`` says how ``data`` is framed: ``"redis"`` is kombu's JSON envelope with a
+    base64 body, ``"amqp"`` the message body itself with ``content_type``.
+    ``ack_tag`` is the broker's delivery tag where the message must be acked after commit.
+    """
+
+    data: bytes
+    kind: str
+    received_at: float
+    content_type: str = "application/json"
+    content_encoding: str = "utf-8"
+    ack_tag: int | None = None
+
+
+class RawBuffer:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: deque[RawMessage] = deque()
+        self._bytes = 0
+        self._cond = threading.Condition()
+        self.dropped = 0
+        self.high_water_bytes = 0
+
+    def put(self, message: RawMessage) -> bool:
+        """Append without blocking; False (and counted) when the buffer is full."""
+        size = len(message.data)
+        with self._cond:
+            if self._bytes + size > self.max_bytes:
+                self.dropped += 1
+                return False
+            self._items.append(message)
+            self._bytes += size
+            if self._bytes > self.high_water_bytes:
+                self.high_water_bytes = self._bytes
+            self._cond.notify()
+        return True
+
+    def put_many(self, messages: list[RawMessage]) -> int:
+        """Append a burst under one lock; returns how many were dropped."""
+        dropped = 0
+        with self._cond:
+            for message in messages:
+                size = len(message.data)
+                if self._bytes + size > self.max_bytes:
+                    dropped += 1
+                    continue
+                self._items.append(message)
+                self._bytes += size
+            self.dropped += dropped
+            if self._bytes > self.high_water_bytes:
+                self.high_water_bytes = self._bytes
+            self._cond.notify()
+        return dropped
+
+    def take(self, max_items: int, wait: float) -> list[RawMessage]:
+        """Up to ``max_items`` messages, waiting at most ``wait`` seconds for the first."""
+        deadline = time.monotonic() + wait
+        with self._cond:
+            while not self._items:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                self._cond.wait(remaining)
+            batch = []
+            while self._items and len(batch) < max_items:
+                message = self._items.popleft()
+                self._bytes -= len(message.data)
+                batch.append(message)
+            return batch
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
