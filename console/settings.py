@@ -14,7 +14,7 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY is required unless DJANGO_DEBUG=true")
-    SECRET_KEY = "insecure-debug-only-key"
+    SECRET_KEY = "insecure-debug-only-key"  # noqa: S105 (only with DJANGO_DEBUG=true)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
 INSTALLED_APPS = [

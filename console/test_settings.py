@@ -4,4 +4,4 @@ import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production")
 
-from console.settings import *  # noqa: E402, F403
+from console.settings import *  # noqa: F403

@@ -74,7 +74,9 @@ class TaskRecord(models.Model):
             models.Index(
                 fields=["parent_id"], name="task_parent_idx", condition=~models.Q(parent_id="")
             ),
-            models.Index(fields=["group_id"], name="task_group_idx", condition=~models.Q(group_id="")),
+            models.Index(
+                fields=["group_id"], name="task_group_idx", condition=~models.Q(group_id="")
+            ),
             models.Index(
                 fields=["root_id"],
                 name="task_root_idx",
@@ -165,6 +167,9 @@ class QueueSample(models.Model):
         # Trend of one queue over the last hour; prune by age.
         indexes = [models.Index(fields=["queue", "sampled_at"], name="queue_sample_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.queue}: {self.depth} at {self.sampled_at}"
+
 
 class TaskMinuteRollup(models.Model):
     """Per task name and minute: counts and a runtime histogram, so charts never scan history.
@@ -191,6 +196,9 @@ class TaskMinuteRollup(models.Model):
             models.UniqueConstraint(fields=["name", "minute"], name="rollup_name_minute_uniq")
         ]
         indexes = [models.Index(fields=["minute"], name="rollup_minute_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.minute:%Y-%m-%d %H:%M}"
 
 
 class CollectorStatus(models.Model):

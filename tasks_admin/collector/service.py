@@ -1,0 +1,167 @@
+"""The collector process: receiver thread, writer thread and pollers, under one lock.
+
+Shape of healthchecks' ``sendalerts``: signal handlers set a flag, the main loop calls
+small steps (pollers, lock check, status) that each say whether they found work.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import orjson
+from celery import Celery
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.utils import timezone
+from kombu import Connection
+
+from tasks_admin.collector.buffer import RawBuffer, RawMessage
+from tasks_admin.collector.lock import CollectorLock
+from tasks_admin.collector.pipeline import WriterLoop
+from tasks_admin.collector.receiver import receiver_for
+from tasks_admin.collector.writer import BatchWriter
+from tasks_admin.models import CollectorStatus
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL = 5.0
+LOCK_CHECK_INTERVAL = 5.0
+
+
+def broker_identity(url: str) -> str:
+    """The broker URL without its password: for the lock key, logs and the status row."""
+    return str(Connection(url).as_uri(include_password=False))
+
+
+class Collector:
+    def __init__(self, *, app: Celery, broker_url: str, with_pollers: bool = True) -> None:
+        self.app = app
+        self.broker_url = broker_url
+        self.broker = broker_identity(broker_url)
+        self.with_pollers = with_pollers
+        self.stop = threading.Event()
+        self.node = f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at = timezone.now()
+        self.lock = CollectorLock(self.broker)
+        self.buffer = RawBuffer(settings.CONSOLE_BUFFER_MAX_BYTES)
+
+    def run(self) -> None:
+        log.info("collector %s for %s starting", self.node, self.broker)
+        self._report("standby", {})
+        while not self.stop.is_set():
+            if not self.lock.acquire(self.stop):
+                break
+            log.info("collector %s is active for %s", self.node, self.broker)
+            self._run_active()
+        self.lock.release()
+        log.info("collector %s stopped", self.node)
+
+    def _run_active(self) -> None:
+        receiver = receiver_for(
+            self.broker_url,
+            self.buffer,
+            queue_name=settings.CONSOLE_EVENT_QUEUE,
+            queue_max_length=settings.CONSOLE_EVENT_QUEUE_MAX_LENGTH,
+            transport_options=self.app.conf.broker_transport_options or {},
+        )
+        pollers = self._pollers() if self.with_pollers else []
+        writer = BatchWriter(
+            max_chars=settings.CONSOLE_MAX_FIELD_CHARS,
+            on_new_workers=self._on_new_workers(pollers),
+        )
+        loop = WriterLoop(
+            buffer=self.buffer,
+            writer=writer,
+            ack=receiver.ack,
+            batch_size=settings.CONSOLE_BATCH_SIZE,
+            batch_seconds=settings.CONSOLE_BATCH_SECONDS,
+        )
+        receiving, writing = threading.Event(), threading.Event()
+        threads = [
+            threading.Thread(target=receiver.run, args=(receiving,), name="receiver", daemon=True),
+            threading.Thread(target=loop.run, args=(writing,), name="writer", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        next_lock_check = next_status = 0.0
+        try:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                for poller in pollers:
+                    if poller.due(time.time()):
+                        poller.step()
+                if now >= next_lock_check:
+                    next_lock_check = now + LOCK_CHECK_INTERVAL
+                    if not self.lock.still_held():
+                        log.warning("collector lock lost; flushing and standing by")
+                        break
+                if now >= next_status:
+                    next_status = now + STATUS_INTERVAL
+                    self._report("active", self._counters(receiver, writer, loop, pollers))
+                self.stop.wait(0.2)
+        finally:
+            # Stop receiving first, then let the writer flush everything buffered.
+            receiving.set()
+            threads[0].join(timeout=10)
+            writing.set()
+            threads[1].join()
+            self._report("stopped", self._counters(receiver, writer, loop, pollers))
+
+    def _pollers(self) -> list[Any]:
+        from tasks_admin.collector.pollers import build_pollers
+
+        return build_pollers(app=self.app, emit=self.emit)
+
+    def _on_new_workers(self, pollers: list[Any]) -> Any:
+        inspect = next((p for p in pollers if hasattr(p, "request")), None)
+
+        def on_new_workers(hostnames: set[str]) -> None:
+            if inspect is not None:
+                for hostname in hostnames:
+                    inspect.request(hostname)
+
+        return on_new_workers
+
+    def emit(self, events: list[dict[str, Any]]) -> None:
+        """Feed synthetic events (reconcile, lost tasks) through the same path as the broker's."""
+        if events:
+            self.buffer.put(
+                RawMessage(data=orjson.dumps(events), kind="amqp", received_at=time.time())
+            )
+
+    def _counters(
+        self, receiver: Any, writer: BatchWriter, loop: WriterLoop, pollers: list[Any]
+    ) -> dict[str, Any]:
+        return {
+            "receiver": dict(receiver.counters),
+            "writer": writer.counters.as_dict(),
+            "pipeline": {
+                **loop.counters,
+                "buffered_messages": len(self.buffer),
+                "buffered_bytes": self.buffer.size_bytes,
+                "buffer_high_water_bytes": self.buffer.high_water_bytes,
+                "dropped_buffer_full": self.buffer.dropped,
+                "last_commit_at": loop.last_commit_at,
+            },
+            "pollers": {type(p).__name__: p.counters() for p in pollers},
+        }
+
+    def _report(self, role: str, counters: dict[str, Any]) -> None:
+        try:
+            now = timezone.now()
+            CollectorStatus.objects.update_or_create(
+                node=self.node,
+                defaults={
+                    "broker": self.broker[:255],
+                    "role": role,
+                    "started_at": self.started_at,
+                    "heartbeat_at": now,
+                    "counters": counters,
+                },
+            )
+        except DatabaseError as exc:
+            log.warning("could not record collector status: %s", exc)
+            connection.close()
