@@ -32,17 +32,42 @@ def succeeded_task(
     task_id = task_id or new_task_id()
     at = at or time.time()
     return [
-        event("task-sent", task_id, at=at, hostname="gen1@web", name=name, args="(1, 2)",
-              kwargs="{}", retries=0, queue="default", exchange="", routing_key="default",
-              root_id=task_id, parent_id=None),
-        event("task-received", task_id, at=at + 0.01, name=name, args="(1, 2)", kwargs="{}",
-              retries=0, root_id=task_id, parent_id=None, eta=None, expires=None),
+        event(
+            "task-sent",
+            task_id,
+            at=at,
+            hostname="gen1@web",
+            name=name,
+            args="(1, 2)",
+            kwargs="{}",
+            retries=0,
+            queue="default",
+            exchange="",
+            routing_key="default",
+            root_id=task_id,
+            parent_id=None,
+        ),
+        event(
+            "task-received",
+            task_id,
+            at=at + 0.01,
+            name=name,
+            args="(1, 2)",
+            kwargs="{}",
+            retries=0,
+            root_id=task_id,
+            parent_id=None,
+            eta=None,
+            expires=None,
+        ),
         event("task-started", task_id, at=at + 0.02),
         event("task-succeeded", task_id, at=at + 0.02 + runtime, result="3", runtime=runtime),
     ]
 
 
-def retried_then_succeeded_task(task_id: str | None = None, *, at: float | None = None) -> list[dict]:
+def retried_then_succeeded_task(
+    task_id: str | None = None, *, at: float | None = None
+) -> list[dict]:
     """What a live 5.5 worker sends: the retry's task-received comes before task-retried."""
     task_id = task_id or new_task_id()
     at = at or time.time()
@@ -51,31 +76,67 @@ def retried_then_succeeded_task(task_id: str | None = None, *, at: float | None 
         event("task-received", task_id, at=at, retries=0, parent_id=None, **common),
         event("task-started", task_id, at=at + 0.01),
         event("task-received", task_id, at=at + 0.02, retries=1, parent_id=task_id, **common),
-        event("task-retried", task_id, at=at + 0.03, exception="ConnectionError('boom')",
-              traceback="Traceback (most recent call last):\n  ...\nConnectionError: boom"),
+        event(
+            "task-retried",
+            task_id,
+            at=at + 0.03,
+            exception="ConnectionError('boom')",
+            traceback="Traceback (most recent call last):\n  ...\nConnectionError: boom",
+        ),
         event("task-started", task_id, at=at + 2.0),
         event("task-succeeded", task_id, at=at + 2.1, result="'ok'", runtime=0.1),
     ]
 
 
-def failed_task(task_id: str | None = None, *, at: float | None = None, name="demo.fail") -> list[dict]:
+def failed_task(
+    task_id: str | None = None, *, at: float | None = None, name="demo.fail"
+) -> list[dict]:
     task_id = task_id or new_task_id()
     at = at or time.time()
     return [
-        event("task-received", task_id, at=at, name=name, args="()", kwargs="{}", retries=0,
-              root_id=task_id, parent_id=None),
+        event(
+            "task-received",
+            task_id,
+            at=at,
+            name=name,
+            args="()",
+            kwargs="{}",
+            retries=0,
+            root_id=task_id,
+            parent_id=None,
+        ),
         event("task-started", task_id, at=at + 0.01),
-        event("task-failed", task_id, at=at + 0.05, exception="ValueError('bad input')",
-              traceback="Traceback (most recent call last):\nValueError: bad input"),
+        event(
+            "task-failed",
+            task_id,
+            at=at + 0.05,
+            exception="ValueError('bad input')",
+            traceback="Traceback (most recent call last):\nValueError: bad input",
+        ),
     ]
 
 
-def heartbeat(hostname: str = "celery@worker-1", *, at: float | None = None, type_="worker-heartbeat",
-              **fields: Any) -> dict:
+def heartbeat(
+    hostname: str = "celery@worker-1",
+    *,
+    at: float | None = None,
+    type_="worker-heartbeat",
+    **fields: Any,
+) -> dict:
     at = at or time.time()
     return {
-        "type": type_, "hostname": hostname, "timestamp": at, "local_received": at,
-        "clock": next(_clock), "pid": 1234, "freq": 2.0, "sw_ident": "py-celery",
-        "sw_ver": "5.5.3", "sw_sys": "Linux", "active": 1, "processed": 10,
-        "loadavg": [0.1, 0.2, 0.3], **fields,
+        "type": type_,
+        "hostname": hostname,
+        "timestamp": at,
+        "local_received": at,
+        "clock": next(_clock),
+        "pid": 1234,
+        "freq": 2.0,
+        "sw_ident": "py-celery",
+        "sw_ver": "5.5.3",
+        "sw_sys": "Linux",
+        "active": 1,
+        "processed": 10,
+        "loadavg": [0.1, 0.2, 0.3],
+        **fields,
     }

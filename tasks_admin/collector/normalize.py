@@ -58,7 +58,19 @@ def normalize(event: dict[str, Any], *, max_chars: int) -> dict[str, Any]:
     type_ = event.get("type")
     if not isinstance(type_, str) or not type_:
         raise InvalidEvent("event has no type")
-    clean = {key: _clean(value, max_chars) for key, value in event.items()}
+    clean = {}
+    for key, value in event.items():
+        # Fast path for what nearly every field is: short, clean ASCII text or a number.
+        kind = type(value)
+        if kind is str:
+            if len(value) > max_chars or not value.isascii() or "\x00" in value:
+                value = clean_text(value, max_chars)
+        elif kind is float:
+            if not math.isfinite(value):
+                value = None
+        elif kind is not int and kind is not bool and value is not None:
+            value = _clean(value, max_chars)
+        clean[key] = value
     clean["type"] = clean_text(type_, 64)
     if type_.startswith("task-"):
         uuid = event.get("uuid")

@@ -87,9 +87,13 @@ class Collector:
         for thread in threads:
             thread.start()
         next_lock_check = next_status = 0.0
+        ready_reported = False
         try:
             while not self.stop.is_set():
                 now = time.monotonic()
+                if not ready_reported and receiver.ready.is_set():
+                    ready_reported = True
+                    next_status = now  # say at once that events are flowing
                 for poller in pollers:
                     if poller.due(time.time()):
                         poller.step()
@@ -136,6 +140,7 @@ class Collector:
         self, receiver: Any, writer: BatchWriter, loop: WriterLoop, pollers: list[Any]
     ) -> dict[str, Any]:
         return {
+            "receiving": receiver.ready.is_set(),
             "receiver": dict(receiver.counters),
             "writer": writer.counters.as_dict(),
             "pipeline": {

@@ -1,8 +1,8 @@
 """Batches of events into PostgreSQL: the event log, task rows, rollups and workers.
 
-One batch is one transaction: COPY of the new events, a merge of the affected task rows
-(read ``FOR UPDATE``, folded in Python by ``merge``, written back through a COPY-filled
-staging table), the rollup deltas those rows imply, and the workers' rows. Because rows
+One batch is one transaction: the new events, a merge of the affected task rows
+(read ``FOR UPDATE``, folded in Python by ``merge``, written back as one JSON record
+set), the rollup deltas those rows imply, and the workers' rows. Because rows
 remember the keys of the events folded into them, writing the same batch twice changes
 nothing, which is what lets the receiver re-deliver after a crash.
 """
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 TASK_TABLE = "tasks_admin_taskrecord"
 EVENT_TABLE = "tasks_admin_taskevent"
-STAGE_TABLE = "taskrecord_stage"
 COLUMN_LIST = ", ".join(merge.COLUMNS)
 LOG_COLUMNS = "recorded_at, task_id, type, event_at, hostname, clock, event_key, fields"
 
@@ -65,11 +64,11 @@ class BatchWriter:
         self._partitions_ready_for: dt.date | None = None
 
     def write(self, events: list[dict[str, Any]]) -> None:
-        """Store a batch of decoded events; never raises for bad data, only for outages.
+        """Store a batch of decoded events; never raises for bad data, only for outages."""
+        self.write_prepared(self.prepare(events))
 
-        A batch the database refuses (a value it cannot store) is split in halves until the
-        offending event is alone; that one is logged, counted and skipped.
-        """
+    def prepare(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Normalise events (no database work: the pipeline runs this in its own thread)."""
         self.counters.events_in += len(events)
         clean = []
         for event in events:
@@ -78,7 +77,16 @@ class BatchWriter:
             except InvalidEvent as exc:
                 self.counters.invalid += 1
                 log.warning("skipped malformed event: %s", exc)
-        self._write_isolating(clean)
+        return clean
+
+    def write_prepared(self, events: list[dict[str, Any]]) -> None:
+        """Store normalised events in one transaction.
+
+        A batch the database refuses (a value it cannot store) is split in halves until the
+        offending event is alone; that one is logged, counted and skipped. Raises
+        DatabaseUnavailable when the database cannot be reached, with nothing written.
+        """
+        self._write_isolating(events)
 
     def _write_isolating(self, events: list[dict[str, Any]]) -> None:
         try:
@@ -212,35 +220,34 @@ class BatchWriter:
             yield old, merge.fold(row, [*logged[task_id], *fresh])
 
     def _copy_events(self, cursor: Any, events: list[dict[str, Any]], now: dt.datetime) -> None:
+        # One JSON document per batch, parsed by PostgreSQL: orjson builds it in C, and the
+        # server parses it on the other core, where per-row COPY adaptation in Python would
+        # spend this process's only core.
         envelope = merge.ENVELOPE
-        with cursor.copy(f"COPY {EVENT_TABLE} ({LOG_COLUMNS}) FROM STDIN") as copy:
-            for event in events:
-                fields = {k: v for k, v in event.items() if k not in envelope and k != "_key"}
-                copy.write_row(
-                    (
-                        now,
-                        event["uuid"],
-                        event["type"],
-                        merge.utc(event["timestamp"]),
-                        event["hostname"],
-                        event["clock"],
-                        event["_key"],
-                        orjson.dumps(fields).decode(),
-                    )
-                )
+        records = [
+            {
+                "task_id": event["uuid"],
+                "type": event["type"],
+                "event_at": merge.utc(event["timestamp"]),
+                "hostname": event["hostname"],
+                "clock": event["clock"],
+                "event_key": event["_key"],
+                "fields": {k: v for k, v in event.items() if k not in envelope and k != "_key"},
+            }
+            for event in events
+        ]
+        cursor.execute(
+            f"INSERT INTO {EVENT_TABLE} ({LOG_COLUMNS}) "
+            "SELECT %s, r.task_id, r.type, r.event_at, r.hostname, r.clock, r.event_key, r.fields "
+            f"FROM json_populate_recordset(NULL::{EVENT_TABLE}, %s::json) AS r",
+            [now, orjson.dumps(records).decode()],
+        )
 
     def _upsert_rows(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} "
-            f"(LIKE {TASK_TABLE} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
-        # Empty even inside an outer transaction, where ON COMMIT has not fired yet.
-        cursor.execute(f"TRUNCATE {STAGE_TABLE}")
-        with cursor.copy(f"COPY {STAGE_TABLE} ({COLUMN_LIST}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[column] for column in merge.COLUMNS])
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in merge.COLUMNS if c != "task_id")
         cursor.execute(
-            f"INSERT INTO {TASK_TABLE} ({COLUMN_LIST}) SELECT {COLUMN_LIST} FROM {STAGE_TABLE} "
-            f"ON CONFLICT (task_id) DO UPDATE SET {updates}"
+            f"INSERT INTO {TASK_TABLE} ({COLUMN_LIST}) SELECT {COLUMN_LIST} "
+            f"FROM json_populate_recordset(NULL::{TASK_TABLE}, %s::json) "
+            f"ON CONFLICT (task_id) DO UPDATE SET {updates}",
+            [orjson.dumps(rows).decode()],
         )

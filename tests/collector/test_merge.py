@@ -96,38 +96,73 @@ def test_sent_event_brings_routing_and_failure_brings_exception_type():
 
 def test_rejected_without_requeue_is_rejected_and_with_requeue_is_not():
     received, started, _ = norm(factories.failed_task())
-    rejected = factories.event("task-rejected", received["uuid"], at=started["timestamp"] + 1,
-                               requeue=False)
+    rejected = factories.event(
+        "task-rejected", received["uuid"], at=started["timestamp"] + 1, requeue=False
+    )
     assert folded([received, started, *norm([rejected])])["state"] == states.REJECTED
-    requeued = factories.event("task-rejected", received["uuid"], at=started["timestamp"] + 1,
-                               requeue=True)
+    requeued = factories.event(
+        "task-rejected", received["uuid"], at=started["timestamp"] + 1, requeue=True
+    )
     assert folded([received, started, *norm([requeued])])["state"] == states.STARTED
 
 
 def test_lost_applies_to_a_started_task_and_a_later_success_overrides_it():
     received, started, _ = norm(factories.failed_task())
-    lost = norm([{"type": "task-lost", "uuid": received["uuid"], "clock": 0,
-                  "timestamp": started["timestamp"] + 10, "hostname": "celery@worker-1",
-                  "source": "collector"}])[0]
+    lost = norm(
+        [
+            {
+                "type": "task-lost",
+                "uuid": received["uuid"],
+                "clock": 0,
+                "timestamp": started["timestamp"] + 10,
+                "hostname": "celery@worker-1",
+                "source": "collector",
+            }
+        ]
+    )[0]
     assert folded([received, started, lost])["state"] == merge.LOST
-    success = norm([factories.event("task-succeeded", received["uuid"],
-                                    at=started["timestamp"] + 20, result="1", runtime=1.0)])
+    success = norm(
+        [
+            factories.event(
+                "task-succeeded",
+                received["uuid"],
+                at=started["timestamp"] + 20,
+                result="1",
+                runtime=1.0,
+            )
+        ]
+    )
     assert folded([received, started, lost, *success])["state"] == states.SUCCESS
 
 
 def test_backend_reconciled_success_is_marked_and_a_real_event_clears_the_mark():
     received, started, _ = norm(factories.failed_task())
-    backend = norm([{"type": "task-succeeded", "uuid": received["uuid"], "clock": 0,
-                     "timestamp": started["timestamp"] + 5, "hostname": "celery@worker-1",
-                     "result": "42", "source": "backend"}])[0]
+    backend = norm(
+        [
+            {
+                "type": "task-succeeded",
+                "uuid": received["uuid"],
+                "clock": 0,
+                "timestamp": started["timestamp"] + 5,
+                "hostname": "celery@worker-1",
+                "result": "42",
+                "source": "backend",
+            }
+        ]
+    )[0]
     row = folded([received, started, backend])
     assert (row["state"], row["reconciled"], row["result"]) == (states.SUCCESS, True, "42")
 
 
 def test_custom_task_events_go_to_the_timeline_without_changing_state():
     received, started, _ = norm(factories.failed_task())
-    progress = norm([factories.event("task-progress", received["uuid"],
-                                     at=started["timestamp"] + 1, percent=50)])[0]
+    progress = norm(
+        [
+            factories.event(
+                "task-progress", received["uuid"], at=started["timestamp"] + 1, percent=50
+            )
+        ]
+    )[0]
     row = folded([received, started, progress])
     assert row["state"] == states.STARTED
     assert progress["_key"] in row["event_keys"]

@@ -25,8 +25,16 @@ def snapshot():
     }
     rollups = sorted(
         TaskMinuteRollup.objects.values_list(
-            "name", "minute", "received", "started", "succeeded", "failed", "retried",
-            "revoked", "runtime_count", "runtime_hist",
+            "name",
+            "minute",
+            "received",
+            "started",
+            "succeeded",
+            "failed",
+            "retried",
+            "revoked",
+            "runtime_count",
+            "runtime_hist",
         )
     )
     # A row that only ever held contributions later moved elsewhere is all zeros: the same
@@ -41,7 +49,11 @@ def test_a_batch_becomes_rows_timeline_and_rollups():
     writer().write(events)
     ok = TaskRecord.objects.get(task_id=events[0]["uuid"])
     assert (ok.state, ok.name, ok.queue, ok.result, ok.runtime) == (
-        states.SUCCESS, "demo.add", "default", "3", 0.25,
+        states.SUCCESS,
+        "demo.add",
+        "default",
+        "3",
+        0.25,
     )
     assert TaskEvent.objects.filter(task_id=ok.task_id).count() == 4
     failed = TaskRecord.objects.get(task_id=events[4]["uuid"])
@@ -89,8 +101,12 @@ def test_malformed_events_are_counted_and_their_neighbours_kept():
     bad = [
         {"type": "task-started"},  # no task id
         {"no": "type"},
-        {"type": "task-failed", "uuid": "x" * 10, "timestamp": "not a time",
-         "local_received": None},
+        {
+            "type": "task-failed",
+            "uuid": "x" * 10,
+            "timestamp": "not a time",
+            "local_received": None,
+        },
     ]
     w = writer()
     w.write([bad[0], good[0], bad[1], *good[1:], bad[2]])
