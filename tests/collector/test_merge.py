@@ -52,7 +52,7 @@ def test_folding_in_two_halves_in_any_order_matches_folding_at_once():
 
 
 def test_late_started_event_does_not_regress_success():
-    sent, received, started, succeeded = norm(factories.succeeded_task())
+    _sent, received, started, succeeded = norm(factories.succeeded_task())
     row = folded([received, succeeded])
     row = folded([received, succeeded, started])
     assert row["state"] == states.SUCCESS

@@ -169,7 +169,7 @@ class Cluster:
                 for name in (self.queue, self.event_queue):
                     try:
                         channel.queue_delete(name)
-                    except Exception:  # noqa: BLE001 - already gone is fine
+                    except Exception:  # already gone is fine
                         channel = conn.channel()
 
 
