@@ -78,7 +78,7 @@ class RawBuffer:
                 if remaining <= 0:
                     return []
                 self._cond.wait(remaining)
-            batch = []
+            batch: list[RawMessage] = []
             while self._items and len(batch) < max_items:
                 message = self._items.popleft()
                 self._bytes -= len(message.data)

@@ -27,7 +27,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["broker"] != app.conf.broker_url:
-            app.conf.broker_url = options["broker"]
+            # Control calls (inspect, enable_events) must reach the same broker.
+            app.conf.update(broker_url=options["broker"])
         collector = Collector(
             app=app, broker_url=options["broker"], with_pollers=not options["no_pollers"]
         )
