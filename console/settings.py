@@ -119,6 +119,8 @@ CONSOLE_ENABLE_EVENTS_INTERVAL = env_float("CONSOLE_ENABLE_EVENTS_INTERVAL", 5.0
 CONSOLE_INSPECT_INTERVAL = env_float("CONSOLE_INSPECT_INTERVAL", 30.0)
 CONSOLE_QUEUE_SAMPLE_INTERVAL = env_float("CONSOLE_QUEUE_SAMPLE_INTERVAL", 5.0)
 CONSOLE_RECONCILE_INTERVAL = env_float("CONSOLE_RECONCILE_INTERVAL", 10.0)
+# A result-backend row younger than this is left alone: its real event is usually on its way.
+CONSOLE_RECONCILE_GRACE = env_float("CONSOLE_RECONCILE_GRACE", 60.0)
 # Queue names to watch besides those workers report consuming.
 CONSOLE_QUEUES = env_list("CONSOLE_QUEUES", "")
 # RabbitMQ only: the durable queue the collector binds to the celeryev exchange, so events

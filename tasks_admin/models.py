@@ -119,6 +119,7 @@ class WorkerRecord(models.Model):
     is_online = models.BooleanField(default=True)
     first_seen_at = models.DateTimeField()
     online_at = models.DateTimeField(null=True, blank=True)
+    # When it last went offline; kept after it comes back (tasks it was running are lost).
     offline_at = models.DateTimeField(null=True, blank=True)
     # The collector's clock when the last heartbeat arrived (not the worker's: skew-proof).
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)

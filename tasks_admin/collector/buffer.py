@@ -91,3 +91,9 @@ class RawBuffer:
     @property
     def size_bytes(self) -> int:
         return self._bytes
+
+    def backlog_seconds(self) -> float:
+        """How long the oldest waiting message has waited (0 when empty)."""
+        with self._cond:
+            oldest = self._items[0].received_at if self._items else None
+        return max(0.0, time.time() - oldest) if oldest is not None else 0.0

@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from kombu import Connection
 from tasks_admin.collector.buffer import RawBuffer, RawMessage
 from tasks_admin.collector.lock import CollectorLock
 from tasks_admin.collector.pipeline import WriterLoop
+from tasks_admin.collector.pollers import InspectPoller, Poller, build_pollers
 from tasks_admin.collector.receiver import receiver_for
 from tasks_admin.collector.writer import BatchWriter
 from tasks_admin.models import CollectorStatus
@@ -94,9 +96,7 @@ class Collector:
                 if not ready_reported and receiver.ready.is_set():
                     ready_reported = True
                     next_status = now  # say at once that events are flowing
-                for poller in pollers:
-                    if poller.due(time.time()):
-                        poller.step()
+                found_work = [poller.step() for poller in pollers]
                 if now >= next_lock_check:
                     next_lock_check = now + LOCK_CHECK_INTERVAL
                     if not self.lock.still_held():
@@ -105,7 +105,8 @@ class Collector:
                 if now >= next_status:
                     next_status = now + STATUS_INTERVAL
                     self._report("active", self._counters(receiver, writer, loop, pollers))
-                self.stop.wait(0.2)
+                if not any(found_work):
+                    self.stop.wait(0.2)
         finally:
             # Stop receiving first, then let the writer flush everything buffered.
             receiving.set()
@@ -114,20 +115,13 @@ class Collector:
             threads[1].join()
             self._report("stopped", self._counters(receiver, writer, loop, pollers))
 
-    def _pollers(self) -> list[Any]:
-        from tasks_admin.collector.pollers import build_pollers
+    def _pollers(self) -> list[Poller]:
+        return build_pollers(emit=self.emit, app=self.app, lag=self.buffer.backlog_seconds)
 
-        return build_pollers(app=self.app, emit=self.emit)
-
-    def _on_new_workers(self, pollers: list[Any]) -> Any:
-        inspect = next((p for p in pollers if hasattr(p, "request")), None)
-
-        def on_new_workers(hostnames: set[str]) -> None:
-            if inspect is not None:
-                for hostname in hostnames:
-                    inspect.request(hostname)
-
-        return on_new_workers
+    @staticmethod
+    def _on_new_workers(pollers: list[Poller]) -> Callable[[set[str]], None] | None:
+        inspect = next((p for p in pollers if isinstance(p, InspectPoller)), None)
+        return inspect.request_many if inspect is not None else None
 
     def emit(self, events: list[dict[str, Any]]) -> None:
         """Feed synthetic events (reconcile, lost tasks) through the same path as the broker's."""
@@ -137,7 +131,7 @@ class Collector:
             )
 
     def _counters(
-        self, receiver: Any, writer: BatchWriter, loop: WriterLoop, pollers: list[Any]
+        self, receiver: Any, writer: BatchWriter, loop: WriterLoop, pollers: list[Poller]
     ) -> dict[str, Any]:
         return {
             "receiving": receiver.ready.is_set(),
@@ -151,7 +145,7 @@ class Collector:
                 "dropped_buffer_full": self.buffer.dropped,
                 "last_commit_at": loop.last_commit_at,
             },
-            "pollers": {type(p).__name__: p.counters() for p in pollers},
+            "pollers": {p.name: p.counters() for p in pollers},
         }
 
     def _report(self, role: str, counters: dict[str, Any]) -> None:

@@ -63,8 +63,9 @@ def apply_event(row: dict[str, Any], event: dict[str, Any]) -> None:
     if type_ not in ("worker-online", "worker-heartbeat"):
         return
     if type_ == "worker-online" or not row["is_online"]:
+        # offline_at stays: it is when the worker last went away, and the reconcile poller
+        # needs it to mark tasks lost even when a restarted worker is already back.
         row["online_at"] = utc(event["timestamp"])
-        row["offline_at"] = None
     row["is_online"] = True
     row["last_heartbeat_at"] = seen_at
     with contextlib.suppress(TypeError, ValueError):

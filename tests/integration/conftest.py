@@ -93,6 +93,7 @@ class Cluster:
             "CONSOLE_INSPECT_INTERVAL": "3",
             "CONSOLE_QUEUE_SAMPLE_INTERVAL": "1",
             "CONSOLE_RECONCILE_INTERVAL": "1",
+            "CONSOLE_RECONCILE_GRACE": "1",
             "CONSOLE_QUEUES": self.queue,
             "PYTHONUNBUFFERED": "1",
         }

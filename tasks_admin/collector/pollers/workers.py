@@ -1,0 +1,236 @@
+"""Worker pollers: keep task events flowing, learn each worker's setup, notice deaths."""
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from celery import Celery
+from celery.app.defaults import SETTING_KEYS
+from django.db.models import Q
+from django.utils import timezone
+
+from tasks_admin.collector.pollers.base import Lag, Poller
+from tasks_admin.models import WorkerRecord
+
+log = logging.getLogger(__name__)
+
+# Control replies are collected until the first silent gap of this length (kombu pidbox):
+# a broadcast costs it once; a call with a destination list returns when all have replied.
+CONTROL_TIMEOUT = 1.0
+# Celery's State: a worker is alive while now < last heartbeat + freq * 200 / 100.
+HEARTBEAT_EXPIRE_FACTOR = 2.0
+
+
+class EnableEventsPoller(Poller):
+    """Broadcast ``enable_events`` so workers started without ``-E`` send task events too.
+
+    Flower does the same every 5 s. It is a fire-and-forget broadcast: no replies awaited.
+    """
+
+    name = "enable_events"
+
+    def __init__(self, *, app: Celery, interval: float) -> None:
+        super().__init__(interval=interval)
+        self.app = app
+
+    def poll(self) -> bool:
+        self.app.control.enable_events()
+        return False
+
+
+def pool_name(implementation: str) -> str:
+    """``celery.concurrency.prefork:TaskPool`` → ``prefork`` (the ``-P`` name)."""
+    module = implementation.split(":", 1)[0].rsplit(".", 1)[-1]
+    return {"thread": "threads"}.get(module, module)[:64]
+
+
+def jsonb_safe(value: Any) -> Any:
+    """Replies came as JSON already, but PostgreSQL's jsonb refuses the NUL character."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {jsonb_safe(str(key)): jsonb_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonb_safe(item) for item in value]
+    return value
+
+
+def celery_settings(conf: dict[str, Any]) -> dict[str, Any]:
+    """Only the Celery settings of an ``inspect conf`` reply.
+
+    An app configured from Django settings (``namespace="CELERY"``) reports every Django
+    setting too; Celery masks names like SECRET or PASSWORD, but not, say, a Sentry DSN,
+    and the console has no business storing them.
+    """
+    kept = {}
+    for key, value in conf.items():
+        name = str(key).lower()
+        # "task_serializer", or with the app's namespace: "CELERY_TASK_SERIALIZER".
+        if name in SETTING_KEYS or name.partition("_")[2] in SETTING_KEYS:
+            kept[str(key)] = value
+    return kept
+
+
+def _registered_names(entries: Any) -> list[str]:
+    # Entries look like "proj.add" or "proj.add [rate_limit=10/m]".
+    if not isinstance(entries, list):
+        return []
+    return sorted({str(entry).split(" [", 1)[0] for entry in entries})
+
+
+def _queue_names(entries: Any) -> list[str]:
+    if not isinstance(entries, list):
+        return []
+    return sorted({str(q["name"]) for q in entries if isinstance(q, dict) and q.get("name")})
+
+
+class InspectPoller(Poller):
+    """Every interval, ``inspect`` stats, active_queues, registered and conf of all workers.
+
+    ``request(hostname)`` (thread-safe: the writer calls it on ``worker-online``) has the
+    next step inspect just those workers, with a destination list so it returns as soon
+    as they reply.
+    """
+
+    name = "inspect"
+
+    def __init__(self, *, app: Celery, interval: float, timeout: float = CONTROL_TIMEOUT) -> None:
+        super().__init__(interval=interval)
+        self.app = app
+        self.timeout = timeout
+        self._requested: set[str] = set()
+        self._lock = threading.Lock()
+        self._sweep = True
+
+    def request(self, hostname: str) -> None:
+        self.request_many([hostname])
+
+    def request_many(self, hostnames: Iterable[str]) -> None:
+        """Same as ``request``; fits BatchWriter's ``on_new_workers`` callback."""
+        with self._lock:
+            self._requested.update(hostnames)
+
+    def due(self, now: float) -> bool:
+        return bool(self._requested) or super().due(now)
+
+    def step(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        self._sweep = super().due(now)
+        return super().step(now)
+
+    def schedule_next(self, now: float) -> float:
+        # Inspecting a requested worker must not push the periodic sweep back.
+        return super().schedule_next(now) if self._sweep else self.next_at
+
+    def poll(self) -> bool:
+        with self._lock:
+            requested = sorted(self._requested)
+            self._requested.clear()
+        # A sweep broadcasts stats (which costs one silent ``timeout``) to learn who is
+        # alive; the other three go only to those who answered, so they return early.
+        stats = self._inspect("stats", None if self._sweep else requested)
+        hosts = sorted(stats)
+        if not hosts:
+            return False
+        queues = self._inspect("active_queues", hosts)
+        registered = self._inspect("registered", hosts)
+        conf = self._inspect("conf", hosts)
+        now = timezone.now()
+        for hostname in hosts:
+            self._store(
+                hostname,
+                now=now,
+                stats=stats[hostname],
+                queues=queues.get(hostname),
+                registered=registered.get(hostname),
+                conf=conf.get(hostname),
+            )
+        return True
+
+    def _inspect(self, method: str, destination: list[str] | None) -> dict[str, Any]:
+        inspect = self.app.control.inspect(destination=destination, timeout=self.timeout)
+        replies = getattr(inspect, method)()
+        return replies if isinstance(replies, dict) else {}
+
+    def _store(
+        self,
+        hostname: str,
+        *,
+        now: dt.datetime,
+        stats: Any,
+        queues: Any,
+        registered: Any,
+        conf: Any,
+    ) -> None:
+        fields: dict[str, Any] = {"inspected_at": now, "updated_at": now}
+        if isinstance(stats, dict):
+            fields["stats"] = jsonb_safe(stats)
+            pool: dict[str, Any] = stats["pool"] if isinstance(stats.get("pool"), dict) else {}
+            if pool.get("implementation"):
+                fields["pool"] = pool_name(str(pool["implementation"]))
+            if isinstance(pool.get("max-concurrency"), int):
+                fields["concurrency"] = pool["max-concurrency"]
+            if isinstance(stats.get("pid"), int):
+                fields["pid"] = stats["pid"]
+        # A worker that missed one of the later calls keeps what it reported before.
+        if queues is not None:
+            fields["queues"] = _queue_names(queues)
+        if registered is not None:
+            fields["registered"] = _registered_names(registered)
+        if isinstance(conf, dict):
+            fields["conf"] = jsonb_safe(celery_settings(conf))
+        # The writer owns is_online (heartbeats); a row created here is for a worker whose
+        # online event the collector missed, and it did just answer.
+        WorkerRecord.objects.update_or_create(
+            hostname=hostname,
+            defaults=fields,
+            create_defaults={**fields, "is_online": True, "first_seen_at": now, "online_at": now},
+        )
+
+
+class WorkerLivenessPoller(Poller):
+    """Mark workers offline whose heartbeats stopped, by Celery's rule (``events/state.py``).
+
+    The writer marks workers online on heartbeats and offline on ``worker-offline``; a
+    worker killed with SIGKILL or cut off from the broker sends no ``worker-offline``.
+    """
+
+    name = "worker_liveness"
+
+    def __init__(
+        self, *, interval: float = 2.0, first_delay: float = 10.0, lag: Lag | None = None
+    ) -> None:
+        # After a collector restart every stored heartbeat is old: wait for fresh ones
+        # before judging, or every worker would flap offline (and its tasks look lost).
+        super().__init__(interval=interval, first_delay=first_delay)
+        self.lag = lag
+
+    def poll(self) -> bool:
+        now = timezone.now()
+        # Judge as of the newest event the writer has stored: heartbeats waiting behind a
+        # backlog (a slow database) are not missing heartbeats.
+        judged_at = now - dt.timedelta(seconds=self.lag() if self.lag else 0.0)
+        marked = 0
+        online = WorkerRecord.objects.filter(is_online=True).values_list(
+            "pk", "last_heartbeat_at", "first_seen_at", "heartbeat_freq"
+        )
+        for pk, last_heartbeat_at, first_seen_at, freq in online:
+            # A row made by inspect before any heartbeat counts from when it was made.
+            since = last_heartbeat_at or first_seen_at
+            expires_at = since + dt.timedelta(seconds=(freq or 2.0) * HEARTBEAT_EXPIRE_FACTOR)
+            if judged_at < expires_at:
+                continue
+            # Guarded on the heartbeat we read: one the writer stored meanwhile wins.
+            marked += WorkerRecord.objects.filter(
+                Q(last_heartbeat_at=last_heartbeat_at)
+                if last_heartbeat_at
+                else Q(last_heartbeat_at__isnull=True),
+                pk=pk,
+                is_online=True,
+            ).update(is_online=False, offline_at=expires_at, updated_at=now)
+        if marked:
+            log.info("marked %d workers offline after their heartbeats stopped", marked)
+        return marked > 0
