@@ -112,6 +112,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Events per database transaction, and the longest a partial batch waits.
 CONSOLE_BATCH_SIZE = env_int("CONSOLE_BATCH_SIZE", 2000)
 CONSOLE_BATCH_SECONDS = env_float("CONSOLE_BATCH_SECONDS", 0.25)
+# Writer threads, each with its own database connection; a task's events always go to the
+# same one. Two let PostgreSQL work on one batch while the next is prepared.
+CONSOLE_WRITERS = env_int("CONSOLE_WRITERS", 2)
 # Raw bytes the receiver may hold while the database is slow or away; past it, events drop
 # (counted and logged) rather than the process running out of memory.
 CONSOLE_BUFFER_MAX_BYTES = env_int("CONSOLE_BUFFER_MAX_BYTES", 512 * 1024 * 1024)

@@ -8,11 +8,13 @@ import datetime as dt
 import logging
 import re
 
-from django.db import connection
+from django.db import connection, transaction
 
 log = logging.getLogger(__name__)
 
 PARENT = "tasks_admin_taskevent"
+# Any fixed number: the advisory lock that serialises partition DDL.
+LOCK_KEY = 7_305_117_042
 _NAME = re.compile(rf"^{PARENT}_p(\d{{8}})$")
 
 
@@ -26,7 +28,10 @@ def ensure_partitions(today: dt.date, days_ahead: int = 2) -> list[str]:
     Idempotent; safe to call from several processes (CREATE ... IF NOT EXISTS).
     """
     created = []
-    with connection.cursor() as cursor:
+    # Serialise creators (several writer threads, the pruner): concurrent CREATE TABLE IF
+    # NOT EXISTS of one name can still fail on the catalogue's unique index.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
         for offset in range(days_ahead + 1):
             day = today + dt.timedelta(days=offset)
             name = partition_name(day)

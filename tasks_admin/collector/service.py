@@ -70,16 +70,16 @@ class Collector:
             transport_options=self.app.conf.broker_transport_options or {},
         )
         pollers = self._pollers() if self.with_pollers else []
-        writer = BatchWriter(
-            max_chars=settings.CONSOLE_MAX_FIELD_CHARS,
-            on_new_workers=self._on_new_workers(pollers),
-        )
+        on_new_workers = self._on_new_workers(pollers)
         loop = WriterLoop(
             buffer=self.buffer,
-            writer=writer,
+            make_writer=lambda: BatchWriter(
+                max_chars=settings.CONSOLE_MAX_FIELD_CHARS, on_new_workers=on_new_workers
+            ),
             ack=receiver.ack,
             batch_size=settings.CONSOLE_BATCH_SIZE,
             batch_seconds=settings.CONSOLE_BATCH_SECONDS,
+            writers=settings.CONSOLE_WRITERS,
         )
         receiving, writing = threading.Event(), threading.Event()
         threads = [
@@ -104,7 +104,7 @@ class Collector:
                         break
                 if now >= next_status:
                     next_status = now + STATUS_INTERVAL
-                    self._report("active", self._counters(receiver, writer, loop, pollers))
+                    self._report("active", self._counters(receiver, loop, pollers))
                 if not any(found_work):
                     self.stop.wait(0.2)
         finally:
@@ -113,7 +113,7 @@ class Collector:
             threads[0].join(timeout=10)
             writing.set()
             threads[1].join()
-            self._report("stopped", self._counters(receiver, writer, loop, pollers))
+            self._report("stopped", self._counters(receiver, loop, pollers))
 
     def _pollers(self) -> list[Poller]:
         return build_pollers(emit=self.emit, app=self.app, lag=self.buffer.backlog_seconds)
@@ -130,13 +130,11 @@ class Collector:
                 RawMessage(data=orjson.dumps(events), kind="amqp", received_at=time.time())
             )
 
-    def _counters(
-        self, receiver: Any, writer: BatchWriter, loop: WriterLoop, pollers: list[Poller]
-    ) -> dict[str, Any]:
+    def _counters(self, receiver: Any, loop: WriterLoop, pollers: list[Poller]) -> dict[str, Any]:
         return {
             "receiving": receiver.ready.is_set(),
             "receiver": dict(receiver.counters),
-            "writer": writer.counters.as_dict(),
+            "writer": loop.writer_counters(),
             "pipeline": {
                 **loop.counters,
                 "buffered_messages": len(self.buffer),

