@@ -155,3 +155,29 @@ def test_sigkill_mid_stream_then_restart_leaves_no_corrupt_or_duplicate_rows(clu
     for row in TaskRecord.objects.filter(task_id__in=ids):
         assert row.retries == 1 and len(row.event_keys) == 6 and len(set(row.event_keys)) == 6
     assert restarted.popen.poll() is None
+
+
+def test_database_connections_killed_mid_stream_lose_nothing(cluster):
+    from django.db import connection
+
+    collector = cluster.collector("--no-pollers")
+    tasks = [factories.succeeded_task() for _ in range(600)]
+    ids = [task[0]["uuid"] for task in tasks]
+    for round_ in range(6):
+        chunk = tasks[round_ * 100 : (round_ + 1) * 100]
+        publish_events(cluster, [e for task in chunk for e in task])
+        with connection.cursor() as cursor:
+            # Every session of the collector (writers and the lock) is cut, as in a failover.
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'"
+            )
+        time.sleep(0.3)
+    wait_for(
+        lambda: TaskRecord.objects.filter(task_id__in=ids, state=states.SUCCESS).count() == 600,
+        timeout=60,
+    )
+    assert TaskEvent.objects.filter(task_id__in=ids).count() == 2400
+    assert collector.popen.poll() is None
+    assert "database unavailable" in collector.log() or "lost the collector lock" in collector.log()
