@@ -109,9 +109,10 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- The collector (python manage.py collect) ---
-# Events per database transaction, and the longest a partial batch waits.
+# Events per database transaction, and how long a batch that is not full waits for more
+# (a few larger transactions cost far less than many tiny ones; this is added to the lag).
 CONSOLE_BATCH_SIZE = env_int("CONSOLE_BATCH_SIZE", 2000)
-CONSOLE_BATCH_SECONDS = env_float("CONSOLE_BATCH_SECONDS", 0.25)
+CONSOLE_BATCH_SECONDS = env_float("CONSOLE_BATCH_SECONDS", 0.1)
 # Writer threads, each with its own database connection; a task's events always go to the
 # same one. Two let PostgreSQL work on one batch while the next is prepared.
 CONSOLE_WRITERS = env_int("CONSOLE_WRITERS", 2)

@@ -10,14 +10,17 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(slots=True)
 class RawMessage:
-    """One broker message as received: not yet decoded or validated.
+    """What a receiver read, not yet framed, decoded or validated.
 
-    ``kind`` says how ``data`` is framed: ``"redis"`` is kombu's JSON envelope with a
-    base64 body, ``"amqp"`` the message body itself with ``content_type``.
+    ``kind`` says what ``data`` is: ``"redis-stream"`` a chunk of the raw pub/sub byte
+    stream (cut into messages by the decoder; ``stream`` set on the first chunk of a new
+    connection carries the RESP reader to continue with), ``"redis"`` one kombu JSON
+    envelope with a base64 body, ``"amqp"`` one message body with ``content_type``.
     ``ack_tag`` is the broker's delivery tag where the message must be acked after commit.
     """
 
@@ -27,6 +30,7 @@ class RawMessage:
     content_type: str = "application/json"
     content_encoding: str = "utf-8"
     ack_tag: int | None = None
+    stream: Any = None
 
 
 class RawBuffer:
@@ -69,21 +73,39 @@ class RawBuffer:
             self._cond.notify()
         return dropped
 
-    def take(self, max_items: int, wait: float) -> list[RawMessage]:
-        """Up to ``max_items`` messages, waiting at most ``wait`` seconds for the first."""
-        deadline = time.monotonic() + wait
+    def take(
+        self, max_items: int, wait: float, *, max_bytes: int | None = None, linger: float = 0.0
+    ) -> list[RawMessage]:
+        """Up to ``max_items`` messages (and about ``max_bytes``), or ``[]`` after ``wait``.
+
+        With ``linger``, a batch that is not full yet waits that long after its first
+        message for more: a handful of larger transactions costs far less than many tiny
+        ones, for a bounded delay.
+        """
+        now = time.monotonic()
+        deadline = now + wait
+        batch: list[RawMessage] = []
+        size = 0
         with self._cond:
             while not self._items:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
                 self._cond.wait(remaining)
-            batch: list[RawMessage] = []
-            while self._items and len(batch) < max_items:
-                message = self._items.popleft()
-                self._bytes -= len(message.data)
-                batch.append(message)
-            return batch
+            close_at = time.monotonic() + linger
+            while True:
+                while self._items and len(batch) < max_items:
+                    if max_bytes is not None and batch and size >= max_bytes:
+                        break
+                    message = self._items.popleft()
+                    self._bytes -= len(message.data)
+                    size += len(message.data)
+                    batch.append(message)
+                full = len(batch) >= max_items or (max_bytes is not None and size >= max_bytes)
+                remaining = close_at - time.monotonic()
+                if full or remaining <= 0:
+                    return batch
+                self._cond.wait(remaining)
 
     def __len__(self) -> int:
         return len(self._items)

@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any
 
+import hiredis
 import orjson
 
 from tasks_admin.collector.buffer import RawMessage
@@ -120,3 +121,73 @@ def _clean(value: Any) -> Any:
     if isinstance(value, dict):
         return {_clean(key): _clean(item) for key, item in value.items()}
     return value
+
+
+class Decoder:
+    """Decodes what the receivers buffered, cutting Redis' byte stream into messages.
+
+    Keep one per stream consumer (the collector's decoder thread): it holds the RESP
+    reader of the current Redis connection between chunks. Framing happens here, not in
+    the receiver, so the receiving thread does no per-message work at all and keeps up
+    with whatever rate Redis can publish.
+    """
+
+    # hiredis shifts its unparsed bytes down after every reply, so feeding a multi-megabyte
+    # chunk at once is quadratic; 16 KB pieces keep framing at about 2 us a message.
+    feed_size = 16 * 1024
+
+    def __init__(self) -> None:
+        self._reader: Any = None
+        self.messages = 0
+        self.malformed = 0
+        self.lost_chunks = 0
+
+    def decode(self, msg: RawMessage) -> tuple[list[dict[str, Any]], int]:
+        """Events in ``msg`` and how many items were skipped; never raises.
+
+        A stream chunk may hold many messages (and parts of two more). An unreadable
+        message is logged and counted in ``malformed``; its neighbours are kept.
+        """
+        payloads = self._frame(msg) if msg.kind == "redis-stream" else [msg]
+        events: list[dict[str, Any]] = []
+        bad = 0
+        for payload in payloads:
+            self.messages += 1
+            try:
+                if isinstance(payload, RawMessage):
+                    decoded, skipped = decode_message(payload)
+                else:
+                    decoded, skipped = decode_message(
+                        RawMessage(payload, "redis", msg.received_at)
+                    )
+            except MalformedMessage as exc:
+                self.malformed += 1
+                logger.warning("skipped malformed message: %s", exc)
+                continue
+            events.extend(decoded)
+            bad += skipped
+        return events, bad
+
+    def _frame(self, msg: RawMessage) -> list[bytes]:
+        if msg.stream is not None:
+            self._reader = msg.stream
+        reader = self._reader
+        if reader is None:
+            self.lost_chunks += 1  # bytes of a stream whose start was never seen
+            return []
+        payloads: list[bytes] = []
+        data = memoryview(msg.data)
+        offset, size = 0, len(data)
+        while True:
+            reply = reader.gets()
+            while reply is not False:
+                if type(reply) is list and len(reply) == 4 and reply[0] == b"pmessage":
+                    payloads.append(reply[3])
+                elif isinstance(reply, hiredis.ReplyError):
+                    logger.warning("Redis sent an error on the event subscription: %s", reply)
+                reply = reader.gets()
+            if offset >= size:
+                return payloads
+            piece = min(self.feed_size, size - offset)
+            reader.feed(data, offset, piece)
+            offset += piece

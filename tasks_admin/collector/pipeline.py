@@ -28,12 +28,15 @@ from typing import Any
 from django.db import connection
 
 from tasks_admin.collector.buffer import RawBuffer, RawMessage
-from tasks_admin.collector.envelope import MalformedMessage, decode_message
+from tasks_admin.collector.envelope import Decoder
 from tasks_admin.collector.writer import BatchWriter, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 10.0
+# A Celery task event in kombu's Redis envelope is about 780 bytes: raw stream chunks are
+# taken by size so that a batch holds about ``batch_size`` events.
+TYPICAL_EVENT_BYTES = 800
 
 
 class AckTicket:
@@ -78,6 +81,7 @@ class WriterLoop:
         self.batch_seconds = batch_seconds
         self.shutdown_grace = shutdown_grace
         self.counters = {"messages": 0, "malformed_messages": 0, "bad_items": 0, "outages": 0}
+        self.decoder = Decoder()  # used by the decoder thread only
         self.last_commit_at = 0.0
         # Small on purpose: when the database is slow, raw bytes wait in the buffer (bounded
         # by size), not as decoded dicts here.
@@ -105,7 +109,12 @@ class WriterLoop:
     def _decode_loop(self, stop: threading.Event) -> None:
         try:
             while True:
-                raw = self.buffer.take(self.batch_size, wait=self.batch_seconds)
+                raw = self.buffer.take(
+                    self.batch_size,
+                    wait=0.25,
+                    max_bytes=self.batch_size * TYPICAL_EVENT_BYTES,
+                    linger=0.0 if stop.is_set() else self.batch_seconds,
+                )
                 if not raw:
                     if stop.is_set():
                         return
@@ -182,13 +191,9 @@ class WriterLoop:
     def decode(self, raw: list[RawMessage]) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         for message in raw:
-            self.counters["messages"] += 1
-            try:
-                decoded, bad = decode_message(message)
-            except MalformedMessage as exc:
-                self.counters["malformed_messages"] += 1
-                log.warning("skipped malformed message: %s", exc)
-                continue
+            decoded, bad = self.decoder.decode(message)
             self.counters["bad_items"] += bad
             events.extend(decoded)
+        self.counters["messages"] = self.decoder.messages
+        self.counters["malformed_messages"] = self.decoder.malformed
         return events

@@ -163,18 +163,17 @@ def _glob_escape(text: str) -> str:
 
 
 class RedisEventReceiver:
-    """PSUBSCRIBEs to kombu's fanout channel for ``celeryev`` and buffers raw payloads.
+    """PSUBSCRIBEs to kombu's fanout channel for ``celeryev`` and buffers the raw stream.
 
-    The socket, the RESP parsing (hiredis) and the hand-off (one ``put_many`` per chunk)
-    are done by hand: redis-py's PubSub took about 12 us per message on a 2-core box,
-    this loop about 2 us. At 80k events/s the difference is most of a core, and the
-    receiver shares the GIL with the writer; whatever it cannot read piles up on the Redis
-    side until ``client-output-buffer-limit pubsub 32mb`` disconnects it.
+    The socket is handled by hand and the thread only copies bytes: redis-py's PubSub took
+    about 12 us per message on a 2-core box, and even hiredis framing here (2 us) was too
+    much at 300k events/s while sharing the GIL with the decoder and writers. Whatever
+    this thread cannot read piles up on the Redis side until ``client-output-buffer-limit
+    pubsub 32mb`` disconnects it, losing everything in between.
     """
 
     client_name = "console-collector"  # shown by CLIENT LIST
     chunk_size = 4 * 1024 * 1024
-    feed_size = 16 * 1024
     connect_timeout = 5.0
     # Pub/sub connections are silent when no worker publishes; a PING after this much
     # silence tells a dead peer (no FIN ever arrives) from a quiet cluster.
@@ -195,7 +194,7 @@ class RedisEventReceiver:
         self.buffer = buffer
         self.address = address
         self.ready = threading.Event()
-        self.counters = {"received": 0, "bytes": 0, "dropped": 0, "reconnects": 0}
+        self.counters = {"chunks": 0, "bytes": 0, "dropped": 0, "reconnects": 0}
         # kombu: PUBLISH to <global_keyprefix><fanout prefix><exchange>[/<routing key>].
         fanout = "/{db}." if fanout_prefix is True else fanout_prefix or ""
         channel = global_keyprefix + fanout.format(db=address.db) + exchange
@@ -285,45 +284,19 @@ class RedisEventReceiver:
             sock.close()
 
     def _pump(self, sock: socket.socket, reader: hiredis.Reader, stop: threading.Event) -> None:
-        # The hot loop: one recv_into, one time() and one put_many per chunk, no logging.
-        # A chunk is whatever the kernel holds, up to chunk_size: small when we keep up,
-        # large (fewer wake-ups, fewer lock round trips) when a burst has queued.
+        # The hot loop: one recv_into and one put per chunk, no parsing, no logging. The
+        # decoder cuts the stream into messages; handing it the handshake's reader first
+        # passes on anything read ahead with the subscription confirmation. A chunk is
+        # whatever the kernel holds, up to chunk_size: small when we keep up, large when a
+        # burst has queued, so even a burst faster than we can decode costs Redis no
+        # output buffer (it waits in ours, bounded by CONSOLE_BUFFER_MAX_BYTES).
+        put, counters, now, monotonic = self.buffer.put, self.counters, time.time, time.monotonic
+        if not put(RawMessage(b"", "redis-stream", now(), stream=reader)):
+            raise ConnectionError("event buffer full")
         view = memoryview(bytearray(self.chunk_size))
-        recv_into, feed, gets = sock.recv_into, reader.feed, reader.gets
-        put_many, counters, now, monotonic = (
-            self.buffer.put_many,
-            self.counters,
-            time.time,
-            time.monotonic,
-        )
+        recv_into = sock.recv_into
         last_data, ping_sent = monotonic(), 0.0
-        size = 0  # replies that came with the subscription confirmation are in the reader
         while True:
-            received_at = now()
-            batch: list[RawMessage] = []
-            append = batch.append
-            offset = 0
-            while True:
-                reply = gets()
-                while reply is not False:
-                    if type(reply) is list and len(reply) == 4 and reply[0] == b"pmessage":
-                        append(RawMessage(reply[3], "redis", received_at))
-                    elif isinstance(reply, hiredis.ReplyError):
-                        raise ConnectionError(f"Redis replied with an error: {reply}")
-                    reply = gets()
-                if offset >= size:
-                    break
-                # hiredis shifts its unparsed bytes down after every reply, so feeding it a
-                # whole 4 MB chunk is quadratic (25 us/message measured, a death spiral
-                # under a burst); 16 KB pieces keep it at about 2 us.
-                piece = min(self.feed_size, size - offset)
-                feed(view, offset, piece)  # type: ignore[arg-type]  # stub omits buffers
-                offset += piece
-            if batch:
-                counters["received"] += len(batch)
-                dropped = put_many(batch)
-                if dropped:
-                    counters["dropped"] += dropped
             while True:
                 if stop.is_set():
                     return
@@ -341,7 +314,12 @@ class RedisEventReceiver:
                 # then says "closed for overcoming of output buffer limits".
                 raise ConnectionError("connection closed by the server")
             counters["bytes"] += size
+            counters["chunks"] += 1
             last_data, ping_sent = monotonic(), 0.0
+            if not put(RawMessage(view[:size].tobytes(), "redis-stream", now())):
+                counters["dropped"] += 1
+                # A gap in the byte stream cannot be parsed across: start a new stream.
+                raise ConnectionError("event buffer full; dropping a chunk and resubscribing")
 
 
 # ------------------------------------------------------------------------------- RabbitMQ

@@ -25,7 +25,7 @@ from celery import Celery
 from kombu import Connection, Queue
 
 from tasks_admin.collector.buffer import RawBuffer, RawMessage
-from tasks_admin.collector.envelope import decode_message
+from tasks_admin.collector.envelope import Decoder
 from tasks_admin.collector.receiver import (
     AmqpEventReceiver,
     EventReceiver,
@@ -69,11 +69,13 @@ class _Collected:
         self.buffer, self.hostname = buffer, hostname
         self.events: list[dict[str, Any]] = []
         self.messages: list[RawMessage] = []
+        self.decoder = Decoder()
 
     def until(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         def enough() -> bool:
             for message in self.buffer.take(10_000, 0.05):
-                ours = [e for e in decode_message(message)[0] if e["hostname"] == self.hostname]
+                decoded = self.decoder.decode(message)[0]
+                ours = [e for e in decoded if e["hostname"] == self.hostname]
                 if ours:
                     self.messages.append(message)
                     self.events.extend(ours)
@@ -149,10 +151,11 @@ def test_celery_dispatcher_events_arrive_over_redis_as_sent(keyprefix, buffered)
     hostname = f"celery@{keyprefix}"
     with _running(receiver):
         expected = _dispatch(_redis_app(keyprefix), hostname, buffered=buffered)
-        events = _Collected(buffer, hostname).until(3)
+        collected = _Collected(buffer, hostname)
+        events = collected.until(3)
 
     _assert_arrived(expected, events)
-    assert receiver.counters["received"] == (1 if buffered else 3)
+    assert collected.decoder.messages == (1 if buffered else 3)
 
 
 def _capture_envelopes(keyprefix: str, hostname: str) -> list[tuple[bytes, bytes]]:
@@ -211,12 +214,13 @@ def test_redis_burst_of_100k_pipelined_events_arrives_complete(keyprefix, tmp_pa
     (tmp_path / "events").write_bytes(b"\n".join(lines))
     receiver, buffer = _redis_receiver(keyprefix)
     events: list[dict[str, Any]] = []
+    decoder = Decoder()
 
     def decode_meanwhile(stop: threading.Event) -> None:
-        # As the collector's writer does: it competes with the receiver for the GIL.
+        # As the collector's decoder does: it competes with the receiver for the GIL.
         while not stop.is_set() or len(buffer):
             for message in buffer.take(2000, 0.05):
-                events.extend(decode_message(message)[0])
+                events.extend(decoder.decode(message)[0])
 
     with _running(receiver) as stop:
         writer = threading.Thread(target=decode_meanwhile, args=(stop,))
@@ -226,7 +230,7 @@ def test_redis_burst_of_100k_pipelined_events_arrives_complete(keyprefix, tmp_pa
             check=True,
             timeout=60,
         )
-        _wait_for(lambda: receiver.counters["received"] >= count, timeout=20)
+        _wait_for(lambda: len(events) >= count, timeout=30)
     writer.join(10)
 
     assert len(events) == count

@@ -103,10 +103,10 @@ def test_sigterm_flushes_what_was_received_and_exits_cleanly(redis_cluster):
     collector.popen.send_signal(signal.SIGTERM)
     assert collector.popen.wait(60) == 0
     counters = status_of(collector).counters
-    received_messages = counters["receiver"]["received"]
+    received_messages = counters["pipeline"]["messages"]
     ids = [task[0]["uuid"] for task in tasks]
     written = TaskEvent.objects.filter(task_id__in=ids).count()
-    # Every message that reached the receiver before the signal (400 events each) is stored.
+    # Every message that reached the collector before the signal (400 events each) is stored.
     assert received_messages > 0
     assert written == received_messages * 400
     assert counters["pipeline"]["buffered_messages"] == 0
