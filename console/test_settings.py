@@ -5,3 +5,7 @@ import os
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production")
 
 from console.settings import *  # noqa: F403
+
+# Serve static files straight from the finders (static/, node_modules) without collectstatic.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

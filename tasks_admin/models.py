@@ -4,6 +4,8 @@ Rows are written by the collector in batches (tasks_admin.collector.writer), nev
 ``save()``; keep logic out of the models.
 """
 
+from typing import Any
+
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
@@ -77,6 +79,10 @@ class TaskRecord(models.Model):
             models.Index(
                 fields=["group_id"], name="task_group_idx", condition=~models.Q(group_id="")
             ),
+            # The task page's "replays of this task" (faithful retry and replay).
+            models.Index(
+                fields=["replay_of"], name="task_replay_idx", condition=~models.Q(replay_of="")
+            ),
             models.Index(
                 fields=["root_id"],
                 name="task_root_idx",
@@ -86,6 +92,18 @@ class TaskRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or '?'}[{self.task_id}] {self.state}"
+
+
+class LogJSONField(models.JSONField):
+    """A JSONField over a PostgreSQL ``json`` column, which psycopg already decodes."""
+
+    def db_type(self, connection: Any) -> str:
+        return "json"
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return super().from_db_value(value, expression, connection)
 
 
 class TaskEvent(models.Model):
@@ -104,7 +122,7 @@ class TaskEvent(models.Model):
     hostname = models.CharField(max_length=255, blank=True, default="")
     clock = models.BigIntegerField(default=0)
     event_key = models.BigIntegerField()
-    fields = models.JSONField(default=dict)
+    fields = LogJSONField(default=dict)
 
     class Meta:
         managed = False

@@ -1,4 +1,4 @@
-"""The interim read-only admin: signed-in staff can read the history, nobody can change it."""
+"""The read-only admin: signed-in staff can read the history, nobody can change it."""
 
 import pytest
 from django.contrib.auth.models import User
@@ -16,9 +16,9 @@ def staff_client(client):
     return client
 
 
-def test_home_redirects_anonymous_users_to_sign_in(client):
-    response = client.get("/", follow=True)
-    assert response.redirect_chain[-1][0].startswith("/admin/login/")
+def test_the_admin_asks_anonymous_users_to_sign_in(client):
+    response = client.get("/admin/tasks_admin/taskrecord/", follow=True)
+    assert response.redirect_chain[0][0].startswith("/login/?next=/admin/")
 
 
 def test_task_list_shows_recorded_tasks_and_escapes_their_names(staff_client):

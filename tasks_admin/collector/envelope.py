@@ -157,9 +157,7 @@ class Decoder:
                 if isinstance(payload, RawMessage):
                     decoded, skipped = decode_message(payload)
                 else:
-                    decoded, skipped = decode_message(
-                        RawMessage(payload, "redis", msg.received_at)
-                    )
+                    decoded, skipped = decode_message(RawMessage(payload, "redis", msg.received_at))
             except MalformedMessage as exc:
                 self.malformed += 1
                 logger.warning("skipped malformed message: %s", exc)

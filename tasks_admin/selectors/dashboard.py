@@ -1,0 +1,245 @@
+"""The dashboard's numbers: current tables (workers, queues) and per-minute rollups only.
+
+Nothing here reads task history, so the page costs the same with ten tasks or ten million:
+every query is bounded by the number of workers, queues, task names and minutes in a day.
+"""
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from django.db import connection
+from django.db.models import BooleanField, ExpressionWrapper, Q, Sum
+
+from tasks_admin import histogram
+from tasks_admin.models import TaskMinuteRollup
+from tasks_admin.selectors import queues as queue_selectors
+from tasks_admin.selectors import workers as worker_selectors
+
+HOUR_MINUTES = 60
+DAY_MINUTES = 24 * 60
+DAY_BUCKET_MINUTES = 15
+# Tables on the dashboard are a glance; the workers and queues pages list everything.
+TABLE_LIMIT = 50
+RUNTIME_NAMES_LIMIT = 50
+PERCENTILES = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The last hour and day as whole minutes, the current (partial) minute included."""
+
+    now: dt.datetime
+    current_minute: dt.datetime
+    hour_start: dt.datetime
+    day_start: dt.datetime
+
+
+def windows(now: dt.datetime) -> Windows:
+    current = now.replace(second=0, microsecond=0)
+    return Windows(
+        now=now,
+        current_minute=current,
+        hour_start=current - dt.timedelta(minutes=HOUR_MINUTES - 1),
+        day_start=current - dt.timedelta(minutes=DAY_MINUTES - 1),
+    )
+
+
+@dataclass
+class Bucket:
+    start: dt.datetime
+    received: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Failed as a share of finished tasks, in percent; None when none finished."""
+        return 100.0 * self.failed / self.done if self.done else None
+
+    @property
+    def label(self) -> str:
+        # Plain text, not the time partial: the tables hold 156 rows and render on every load.
+        return self.start.strftime("%Y-%m-%d %H:%M")
+
+
+@dataclass
+class Series:
+    """Equal buckets covering a window, oldest first, for a chart and its table."""
+
+    minutes: int  # width of one bucket
+    buckets: list[Bucket]
+
+    @classmethod
+    def empty(cls, *, start: dt.datetime, count: int, minutes: int) -> "Series":
+        step = dt.timedelta(minutes=minutes)
+        return cls(minutes=minutes, buckets=[Bucket(start=start + i * step) for i in range(count)])
+
+    def add(self, offset: int, received: int, succeeded: int, failed: int) -> None:
+        """Count a minute ``offset`` minutes after the window's start into its bucket."""
+        if offset < 0:
+            return
+        # A worker clock ahead of ours puts a few minutes in the future: count them now.
+        bucket = self.buckets[min(offset // self.minutes, len(self.buckets) - 1)]
+        bucket.received += received
+        bucket.succeeded += succeeded
+        bucket.failed += failed
+
+    @property
+    def totals(self) -> Bucket:
+        total = Bucket(start=self.buckets[0].start)
+        for b in self.buckets:
+            total.received += b.received
+            total.succeeded += b.succeeded
+            total.failed += b.failed
+        return total
+
+    def chart_data(self) -> dict[str, Any]:
+        """Numbers only (rendered with json_script): uPlot wants x as unix seconds."""
+        return {
+            "step": self.minutes * 60,
+            "t": [int(b.start.timestamp()) for b in self.buckets],
+            "succeeded": [b.succeeded for b in self.buckets],
+            "failed": [b.failed for b in self.buckets],
+            "failure_rate": [
+                None if b.failure_rate is None else round(b.failure_rate, 2) for b in self.buckets
+            ],
+        }
+
+
+# Minutes since the day's start, so 1,440 rows come back as small integers.
+THROUGHPUT_SQL = """
+SELECT (extract(epoch FROM minute - %(start)s) / 60)::int,
+       sum(received)::bigint, sum(succeeded)::bigint, sum(failed)::bigint
+FROM tasks_admin_taskminuterollup
+WHERE minute >= %(start)s
+GROUP BY 1
+"""
+
+
+def throughput(w: Windows) -> tuple[Series, Series]:
+    """Per-minute series over the last hour and 15-minute buckets over the day: one query."""
+    hour = Series.empty(start=w.hour_start, count=HOUR_MINUTES, minutes=1)
+    day = Series.empty(
+        start=w.day_start, count=DAY_MINUTES // DAY_BUCKET_MINUTES, minutes=DAY_BUCKET_MINUTES
+    )
+    hour_offset = DAY_MINUTES - HOUR_MINUTES
+    with connection.cursor() as cursor:
+        cursor.execute(THROUGHPUT_SQL, {"start": w.day_start})
+        for offset, received, succeeded, failed in cursor.fetchall():
+            day.add(offset, received, succeeded, failed)
+            hour.add(offset - hour_offset, received, succeeded, failed)
+    return hour, day
+
+
+def seconds_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass
+class RuntimeStats:
+    succeeded: int = 0
+    failed: int = 0
+    hist: list[int] = field(default_factory=histogram.empty)
+
+    @property
+    def percentiles(self) -> list[str]:
+        """p50, p95, p99 as text; approximate (histogram bucket midpoints, about 12 %)."""
+        return [seconds_text(histogram.percentile(self.hist, q)) for _, q in PERCENTILES]
+
+
+@dataclass
+class TaskRuntimes:
+    name: str
+    hour: RuntimeStats = field(default_factory=RuntimeStats)
+    day: RuntimeStats = field(default_factory=RuntimeStats)
+
+    @property
+    def windows(self) -> tuple[RuntimeStats, RuntimeStats]:
+        return (self.hour, self.day)
+
+
+def runtimes(w: Windows) -> list[TaskRuntimes]:
+    """Counts and summed runtime histograms per task name, last hour and day: one query.
+
+    The histograms are summed in PostgreSQL (one SUM per bucket), so a day of rollups for
+    many names comes back as two rows per name instead of every minute's array.
+    """
+    buckets = {f"b{i}": Sum(f"runtime_hist__{i}") for i in range(histogram.SIZE)}
+    rows = (
+        TaskMinuteRollup.objects.filter(minute__gte=w.day_start)
+        .annotate(
+            in_hour=ExpressionWrapper(Q(minute__gte=w.hour_start), output_field=BooleanField())
+        )
+        .values("name", "in_hour")
+        .annotate(succeeded_sum=Sum("succeeded"), failed_sum=Sum("failed"), **buckets)
+        .order_by()
+    )
+    by_name: dict[str, TaskRuntimes] = {}
+    for row in rows:
+        r = cast(Mapping[str, Any], row)  # the bucket sums have computed names (b0, b1, ...)
+        task = by_name.setdefault(r["name"], TaskRuntimes(name=r["name"]))
+        hist = [r[f"b{i}"] or 0 for i in range(histogram.SIZE)]
+        windows_hit = (task.day, task.hour) if r["in_hour"] else (task.day,)
+        for stats in windows_hit:
+            stats.succeeded += r["succeeded_sum"] or 0
+            stats.failed += r["failed_sum"] or 0
+            histogram.add(stats.hist, hist)
+    tasks = [t for t in by_name.values() if t.day.succeeded or t.day.failed]
+    tasks.sort(key=lambda t: (-(t.day.succeeded + t.day.failed), t.name))
+    return tasks
+
+
+@dataclass
+class Dashboard:
+    windows: Windows
+    workers: worker_selectors.WorkerCounts
+    queues: queue_selectors.QueueTotals
+    hour: Series
+    day: Series
+    runtimes: list[TaskRuntimes]
+    runtimes_more: int
+    worker_rows: list[worker_selectors.WorkerRow]
+    queue_rows: list[queue_selectors.QueueRow]
+    table_limit: int = TABLE_LIMIT
+
+    @property
+    def workers_more(self) -> int:
+        return max(self.workers.online + self.workers.offline - len(self.worker_rows), 0)
+
+    @property
+    def queues_more(self) -> int:
+        return max(self.queues.queues - len(self.queue_rows), 0)
+
+
+def dashboard(*, now: dt.datetime) -> Dashboard:
+    """Everything the dashboard shows, in seven queries whatever the size of the history."""
+    w = windows(now)
+    hour, day = throughput(w)
+    names = runtimes(w)
+    return Dashboard(
+        windows=w,
+        workers=worker_selectors.worker_counts(),
+        queues=queue_selectors.queue_totals(),
+        hour=hour,
+        day=day,
+        runtimes=names[:RUNTIME_NAMES_LIMIT],
+        runtimes_more=max(len(names) - RUNTIME_NAMES_LIMIT, 0),
+        worker_rows=worker_selectors.worker_rows(now=now, limit=TABLE_LIMIT),
+        queue_rows=queue_selectors.queue_rows(now=now, limit=TABLE_LIMIT),
+    )
