@@ -4,6 +4,7 @@ Shape of healthchecks' ``sendalerts``: signal handlers set a flag, the main loop
 small steps (pollers, lock check, status) that each say whether they found work.
 """
 
+import gc
 import logging
 import os
 import socket
@@ -52,6 +53,12 @@ class Collector:
 
     def run(self) -> None:
         log.info("collector %s for %s starting", self.node, self.broker)
+        # A full garbage collection walks every object of Django and Celery (hundreds of
+        # thousands) while holding the GIL; long enough, the receiver thread cannot read and
+        # Redis cuts the subscription. Events are plain dicts freed by reference counting, so
+        # freeze what startup made and collect the young generation less often.
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
         self._report("standby", {})
         while not self.stop.is_set():
             if not self.lock.acquire(self.stop):
