@@ -59,3 +59,8 @@ def json_of(html: str, element_id: str) -> Any:
 
 def is_partial(html: str) -> bool:
     return "<html" not in html and "<body" not in html
+
+
+# Task data as an attacker would choose it, and how it must come out of every page.
+HOSTILE = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"

@@ -17,6 +17,12 @@ def csrf_token_of(html: str) -> str:
 
 
 @pytest.fixture
+def client():
+    """Anonymous, unlike the signed-in client the other page tests share."""
+    return Client()
+
+
+@pytest.fixture
 def user(django_user_model):
     return django_user_model.objects.create_user("ada", password="correct horse battery")
 

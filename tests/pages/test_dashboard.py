@@ -19,18 +19,9 @@ from tasks_admin.models import (
 )
 from tasks_admin.selectors.dashboard import seconds_text
 from tests import factories
-from tests.pages.markup import is_partial, json_of, text_of
+from tests.pages.markup import ESCAPED, HOSTILE, is_partial, json_of, text_of
 
 pytestmark = pytest.mark.django_db
-
-HOSTILE = "<script>alert(1)</script>"
-ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-
-
-@pytest.fixture
-def client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("viewer", password="not-used-1"))
-    return client
 
 
 def minutes_ago(n: int) -> dt.datetime:

@@ -11,18 +11,9 @@ from django.utils import timezone
 from tasks_admin.collector.writer import BatchWriter
 from tasks_admin.models import TaskRecord
 from tests import factories
-from tests.pages.markup import is_partial, text_of
+from tests.pages.markup import ESCAPED, HOSTILE, is_partial, text_of
 
 pytestmark = pytest.mark.django_db
-
-HOSTILE = "<script>alert(1)</script>"
-ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-
-
-@pytest.fixture
-def client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("viewer", password="not-used-1"))
-    return client
 
 
 def failed(name: str, exception_type: str, *, ago: dt.timedelta, state="FAILURE") -> TaskRecord:

@@ -8,18 +8,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tasks_admin.models import QueueRecord, QueueSample
-from tests.pages.markup import is_partial, text_of
+from tests.pages.markup import ESCAPED, HOSTILE, is_partial, text_of
 
 pytestmark = pytest.mark.django_db
-
-HOSTILE = "<script>alert(1)</script>"
-ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-
-
-@pytest.fixture
-def client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("viewer", password="not-used-1"))
-    return client
 
 
 def queue(name: str, depth: int, consumers: int | None = 2, samples=()) -> QueueRecord:
