@@ -56,23 +56,6 @@ class RawBuffer:
             self._cond.notify()
         return True
 
-    def put_many(self, messages: list[RawMessage]) -> int:
-        """Append a burst under one lock; returns how many were dropped."""
-        dropped = 0
-        with self._cond:
-            for message in messages:
-                size = len(message.data)
-                if self._bytes + size > self.max_bytes:
-                    dropped += 1
-                    continue
-                self._items.append(message)
-                self._bytes += size
-            self.dropped += dropped
-            if self._bytes > self.high_water_bytes:
-                self.high_water_bytes = self._bytes
-            self._cond.notify()
-        return dropped
-
     def take(
         self, max_items: int, wait: float, *, max_bytes: int | None = None, linger: float = 0.0
     ) -> list[RawMessage]:

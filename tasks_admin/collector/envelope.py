@@ -1,7 +1,7 @@
 """Turn a raw broker message into Celery event dicts, exactly as the worker sent them.
 
-Runs in the writer, never in the receiver thread: the receiver only moves bytes. Nothing
-here localizes timestamps (Celery's ``event_from_message(localize=True)`` shifts them by
+Runs in the collector's decoder thread, never in the receiver, which only moves bytes.
+Nothing here localizes timestamps (Celery's ``event_from_message(localize=True)`` shifts them by
 the worker's ``utcoffset``), and nothing but JSON is ever decoded: a broker is shared, and
 a pickle body is code execution.
 """
