@@ -1,0 +1,27 @@
+"""The console's models, one module per capability; import them from here.
+
+Migrations refer to ``tasks_admin.models.<name>`` (LogJSONField), so everything a
+migration names must stay importable from this package.
+"""
+
+from tasks_admin.models.history import (
+    CollectorStatus,
+    LogJSONField,
+    QueueRecord,
+    QueueSample,
+    TaskEvent,
+    TaskMinuteRollup,
+    TaskRecord,
+    WorkerRecord,
+)
+
+__all__ = [
+    "CollectorStatus",
+    "LogJSONField",
+    "QueueRecord",
+    "QueueSample",
+    "TaskEvent",
+    "TaskMinuteRollup",
+    "TaskRecord",
+    "WorkerRecord",
+]
