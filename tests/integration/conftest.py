@@ -21,9 +21,11 @@ from django.db import connection
 from tasks_admin.models import CollectorStatus
 
 ROOT = Path(__file__).resolve().parents[2]
+# TEST_REDIS_URL / TEST_AMQP_URL let two test runs share a machine without seeing each
+# other's events (another Redis database, another RabbitMQ vhost).
 BROKERS = {
-    "redis": "redis://127.0.0.1:6379/7",
-    "amqp": "amqp://guest:guest@127.0.0.1:5672//",
+    "redis": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/7"),
+    "amqp": os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
 }
 
 
