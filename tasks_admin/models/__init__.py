@@ -4,6 +4,7 @@ Migrations refer to ``tasks_admin.models.<name>`` (LogJSONField), so everything 
 migration names must stay importable from this package.
 """
 
+from tasks_admin.models.audit import AuditEntry
 from tasks_admin.models.history import (
     CollectorStatus,
     LogJSONField,
@@ -16,6 +17,7 @@ from tasks_admin.models.history import (
 )
 
 __all__ = [
+    "AuditEntry",
     "CollectorStatus",
     "LogJSONField",
     "QueueRecord",
