@@ -42,3 +42,13 @@ def test_parse_names_the_choices_on_bad_input() -> None:
     assert Role.parse(" Operator ") is Role.OPERATOR
     with pytest.raises(ValueError, match="viewer, operator, admin"):
         Role.parse("root")
+
+
+def test_pages_know_what_the_signed_in_user_may_do(client) -> None:
+    user = User.objects.create_user("op", password="pw-123456")
+    user.groups.add(Group.objects.create(name=GROUP_NAMES[Role.OPERATOR]))
+    client.force_login(user)
+    context = client.get("/").context
+    assert context["console_role"] is Role.OPERATOR
+    assert context["console_may"]["task_retry"] is True
+    assert context["console_may"]["queue_purge"] is False
