@@ -74,7 +74,9 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/1")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # The prefix of the pub/sub channels, which Redis shares across its databases: two
+        # consoles (or test runs) on one Redis server need different prefixes.
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_LAYER_PREFIX", "console")},
     },
 }
 
@@ -146,6 +148,10 @@ CONSOLE_EVENT_QUEUE = env_str("CONSOLE_EVENT_QUEUE", "celeryev.console")
 CONSOLE_EVENT_QUEUE_MAX_LENGTH = env_int("CONSOLE_EVENT_QUEUE_MAX_LENGTH", 5_000_000)
 # Longest string kept per field (tracebacks can be megabytes); longer ones are cut, marked.
 CONSOLE_MAX_FIELD_CHARS = env_int("CONSOLE_MAX_FIELD_CHARS", 65536)
+# Live updates: how often the collector pushes what changed to open pages (0: never), and
+# how often the costlier parts (runtime percentiles, failures, unchanged detail pages).
+CONSOLE_LIVE_INTERVAL = env_float("CONSOLE_LIVE_INTERVAL", 0.5)
+CONSOLE_LIVE_SLOW_INTERVAL = env_float("CONSOLE_LIVE_SLOW_INTERVAL", 10.0)
 # History older than this many days is pruned once a day by the collector (0: never).
 CONSOLE_RETENTION_DAYS = env_int("CONSOLE_RETENTION_DAYS", 30)
 

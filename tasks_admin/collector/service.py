@@ -20,11 +20,13 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 from kombu import Connection
 
+from tasks_admin.broadcast import Broadcaster
 from tasks_admin.collector.buffer import RawBuffer, RawMessage
 from tasks_admin.collector.lock import CollectorLock
 from tasks_admin.collector.pipeline import WriterLoop
 from tasks_admin.collector.pollers import InspectPoller, Poller, build_pollers
 from tasks_admin.collector.receiver import receiver_for
+from tasks_admin.collector.ticker import ChangeTracker, Ticker
 from tasks_admin.collector.writer import BatchWriter
 from tasks_admin.models import CollectorStatus
 
@@ -78,21 +80,29 @@ class Collector:
         )
         pollers = self._pollers() if self.with_pollers else []
         on_new_workers = self._on_new_workers(pollers)
+        tracker = ChangeTracker()
         loop = WriterLoop(
             buffer=self.buffer,
             make_writer=lambda: BatchWriter(
-                max_chars=settings.CONSOLE_MAX_FIELD_CHARS, on_new_workers=on_new_workers
+                max_chars=settings.CONSOLE_MAX_FIELD_CHARS,
+                on_new_workers=on_new_workers,
+                on_commit=tracker.add,
             ),
             ack=receiver.ack,
             batch_size=settings.CONSOLE_BATCH_SIZE,
             batch_seconds=settings.CONSOLE_BATCH_SECONDS,
             writers=settings.CONSOLE_WRITERS,
         )
-        receiving, writing = threading.Event(), threading.Event()
+        receiving, writing, ticking = threading.Event(), threading.Event(), threading.Event()
         threads = [
             threading.Thread(target=receiver.run, args=(receiving,), name="receiver", daemon=True),
             threading.Thread(target=loop.run, args=(writing,), name="writer", daemon=True),
         ]
+        ticker = self._ticker(tracker)
+        if ticker is not None:
+            threads.append(
+                threading.Thread(target=ticker.run, args=(ticking,), name="ticker", daemon=True)
+            )
         for thread in threads:
             thread.start()
         next_lock_check = next_status = 0.0
@@ -111,7 +121,7 @@ class Collector:
                         break
                 if now >= next_status:
                     next_status = now + STATUS_INTERVAL
-                    self._report("active", self._counters(receiver, loop, pollers))
+                    self._report("active", self._counters(receiver, loop, pollers, ticker))
                 if not any(found_work):
                     self.stop.wait(0.2)
         finally:
@@ -120,7 +130,23 @@ class Collector:
             threads[0].join(timeout=10)
             writing.set()
             threads[1].join()
-            self._report("stopped", self._counters(receiver, loop, pollers))
+            ticking.set()
+            if ticker is not None:
+                threads[2].join(timeout=10)
+                ticker.sender.close()
+            self._report("stopped", self._counters(receiver, loop, pollers, ticker))
+
+    @staticmethod
+    def _ticker(tracker: ChangeTracker) -> Ticker | None:
+        if settings.CONSOLE_LIVE_INTERVAL <= 0:
+            return None
+        return Ticker(
+            tracker=tracker,
+            sender=Broadcaster(),
+            redis_url=settings.REDIS_URL,
+            interval=settings.CONSOLE_LIVE_INTERVAL,
+            slow_interval=settings.CONSOLE_LIVE_SLOW_INTERVAL,
+        )
 
     def _pollers(self) -> list[Poller]:
         return build_pollers(emit=self.emit, app=self.app, lag=self.buffer.backlog_seconds)
@@ -137,7 +163,9 @@ class Collector:
                 RawMessage(data=orjson.dumps(events), kind="amqp", received_at=time.time())
             )
 
-    def _counters(self, receiver: Any, loop: WriterLoop, pollers: list[Poller]) -> dict[str, Any]:
+    def _counters(
+        self, receiver: Any, loop: WriterLoop, pollers: list[Poller], ticker: Ticker | None
+    ) -> dict[str, Any]:
         return {
             "receiving": receiver.ready.is_set(),
             "receiver": dict(receiver.counters),
@@ -151,6 +179,7 @@ class Collector:
                 "last_commit_at": loop.last_commit_at,
             },
             "pollers": {p.name: p.counters() for p in pollers},
+            "live": {**ticker.counters, "failed_sends": ticker.sender.failed} if ticker else {},
         }
 
     def _report(self, role: str, counters: dict[str, Any]) -> None:

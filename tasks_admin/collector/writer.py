@@ -57,9 +57,12 @@ class BatchWriter:
         *,
         max_chars: int,
         on_new_workers: Callable[[set[str]], None] | None = None,
+        on_commit: Callable[[set[str], set[str]], None] | None = None,
     ) -> None:
         self.max_chars = max_chars
         self.on_new_workers = on_new_workers
+        # Told the task ids and worker hostnames of each committed batch (live updates).
+        self.on_commit = on_commit
         self.counters = WriterCounters()
         self._partitions_ready_for: dt.date | None = None
 
@@ -132,6 +135,8 @@ class BatchWriter:
                 new_hosts = workers.write(cursor, worker_events, now)
                 self.counters.worker_events += len(worker_events)
         self.counters.batches += 1
+        if self.on_commit:
+            self.on_commit(set(by_task), {e["hostname"] for e in worker_events})
         if new_hosts and self.on_new_workers:
             self.on_new_workers(new_hosts)
 

@@ -227,11 +227,15 @@ class Dashboard:
         return max(self.queues.queues - len(self.queue_rows), 0)
 
 
-def dashboard(*, now: dt.datetime) -> Dashboard:
-    """Everything the dashboard shows, in seven queries whatever the size of the history."""
+def dashboard(*, now: dt.datetime, with_runtimes: bool = True) -> Dashboard:
+    """Everything the dashboard shows, in seven queries whatever the size of the history.
+
+    ``with_runtimes=False`` leaves out the per-name runtime percentiles, the costly part,
+    which the live push refreshes less often than the rest.
+    """
     w = windows(now)
     hour, day = throughput(w)
-    names = runtimes(w)
+    names = runtimes(w) if with_runtimes else []
     return Dashboard(
         windows=w,
         workers=worker_selectors.worker_counts(),

@@ -440,19 +440,27 @@ def count_newer(
     filters: TaskFilters, cursor: Cursor, *, cap: int | None = None, now: dt.datetime | None = None
 ) -> int:
     """How many tasks matching ``filters`` were received after ``cursor`` (a list's top),
-    counting at most ``cap + 1`` (NEWER_CAP by default): "50+" needs no more.
+    counting at most ``cap + 1`` (NEWER_CAP by default): "50+" needs no more."""
+    return len(newer_ids(filters, cursor, cap=cap, now=now))
 
-    The live push calls this with the cursor a page was rendered with.
+
+def newer_ids(
+    filters: TaskFilters, cursor: Cursor, *, cap: int | None = None, now: dt.datetime | None = None
+) -> list[str]:
+    """The ids of at most ``cap + 1`` tasks matching ``filters`` received after ``cursor``.
+
+    The live push starts from these when a list connects, then adds the matching tasks
+    each tick brings (``matches``), so no task is counted twice.
     """
     cap = NEWER_CAP if cap is None else cap
     mode = search_mode(filters)
     if mode == "id":
-        return 0
+        return []
     filters = effective_filters(filters, mode, now or timezone.now())
     newer = _newer(cursor)
     if mode == "list":
-        sql, params = _source(filters, newer, "1", None, cap + 1)
-        return _scalar_row(f"SELECT count(*) FROM ({sql}) AS n", params)[0]
+        sql, params = _source(filters, newer, "task_id", None, cap + 1)
+        return _column(sql, params)
     columns = ", ".join(dict.fromkeys(("task_id", *LIST_COLUMNS, *TEXT_COLUMNS)))
     if mode == "prefix":
         probe = _prefix_sql(filters.search)
@@ -471,8 +479,70 @@ def count_newer(
     column = SORT_ORDER[filters.sort][0]
     if column != "first_seen_at":
         match.add(f"{column} IS NOT NULL")
-    sql = f"SELECT 1 FROM ({inner}) AS w {match.where()} LIMIT %s"
-    return _scalar_row(f"SELECT count(*) FROM ({sql}) AS n", [*params, *match.params, cap + 1])[0]
+    sql = f"SELECT task_id FROM ({inner}) AS w {match.where()} LIMIT %s"
+    return _column(sql, [*params, *match.params, cap + 1])
+
+
+def _column(sql: str, params: list[Any]) -> list[Any]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def task_facts(task: TaskRecord) -> dict[str, Any]:
+    """What ``matches`` needs of a task, as plain values (they travel in live messages).
+
+    The text is what text search reads, lower-cased and cut at FACT_TEXT_CHARS per column.
+    """
+    text = "\x1f".join((getattr(task, c) or "")[:FACT_TEXT_CHARS] for c in TEXT_COLUMNS)
+    return {
+        "task_id": task.task_id,
+        "state": task.state,
+        "name": task.name,
+        "worker": task.worker,
+        "queue": task.queue,
+        "first_seen_at": task.first_seen_at.timestamp(),
+        "has_started": task.started_at is not None,
+        "has_runtime": task.runtime is not None,
+        "text": text.lower(),
+    }
+
+
+# Text search in live updates reads this much of each column (Celery cuts args and kwargs
+# reprs at 1024 characters anyway; results and exceptions can be longer).
+FACT_TEXT_CHARS = 4096
+
+
+def matches(filters: TaskFilters, mode: str, facts: dict[str, Any]) -> bool:
+    """Whether a task (``task_facts``) belongs to the list ``filters`` (in ``mode``, see
+    search_mode) shows: the SQL conditions above, evaluated in Python."""
+    if mode == "id":
+        return facts["task_id"] == filters.search
+    if filters.states and facts["state"] not in filters.states:
+        return False
+    for column in ("name", "worker", "queue"):
+        wanted = getattr(filters, column)
+        if wanted and facts[column] != wanted:
+            return False
+    seen = facts["first_seen_at"]
+    if filters.since is not None and seen < filters.since.timestamp():
+        return False
+    if filters.until is not None and seen > filters.until.timestamp():
+        return False
+    if mode == "prefix" and not facts["task_id"].startswith(filters.search):
+        return False
+    if mode == "text" and filters.search.replace("\x1f", "").lower() not in facts["text"]:
+        return False
+    if filters.sort == "started" and not facts["has_started"]:
+        return False
+    return not (filters.sort == "runtime" and not facts["has_runtime"])
+
+
+def is_newer(facts: dict[str, Any], cursor: Cursor) -> bool:
+    """Received after ``cursor`` in the list's order (later, or as late with a smaller id)."""
+    top = cursor.value.timestamp() if isinstance(cursor.value, dt.datetime) else cursor.value
+    seen = facts["first_seen_at"]
+    return seen > top or (seen == top and facts["task_id"] < cursor.task_id)
 
 
 @dataclass(frozen=True)

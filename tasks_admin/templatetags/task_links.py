@@ -3,6 +3,8 @@
 from django import template
 from django.urls import NoReverseMatch, reverse
 
+from tasks_admin.broadcast import dom_id
+
 register = template.Library()
 
 
@@ -24,3 +26,9 @@ def task_url(task_id: str) -> str:
 def worker_url(hostname: str) -> str:
     """The worker page of ``hostname``, or "" when no URL can carry it."""
     return _reverse("tasks_admin:worker", hostname=hostname) if hostname else ""
+
+
+@register.filter
+def row_id(task_id: str) -> str:
+    """The element id of ``task_id``'s row in the task list: live pushes swap rows by it."""
+    return dom_id("task", task_id)

@@ -10,7 +10,7 @@ def failure_list(request: HttpRequest) -> HttpResponse:
     return page_or_partial(
         request,
         "tasks_admin/failures.html",
-        "tasks_admin/partials/failures_body.html",
+        "tasks_admin/partials/failures_live.html",
         {
             "failures": failure_selectors.failure_groups(window=window, now=timezone.now()),
             "windows": [(key, label) for key, (label, _) in failure_selectors.WINDOWS.items()],

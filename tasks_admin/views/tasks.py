@@ -193,7 +193,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
 
 
 def _page_links(request: HttpRequest, page: task_selectors.TaskPage) -> dict[str, str]:
-    links = {}
+    links = {"live_url": _live_url(request, page)}
     if page.next_cursor is not None:
         links["next_url"] = _list_url(request, cursor=page.next_cursor.encode())
     if page.newest is not None:
@@ -210,6 +210,15 @@ def _page_links(request: HttpRequest, page: task_selectors.TaskPage) -> dict[str
     ):
         links["id_url"] = _list_url(request, match="id")
     return links
+
+
+def _live_url(request: HttpRequest, page: task_selectors.TaskPage) -> str:
+    """The list's websocket: its filter, its page, and its top (what counts as new)."""
+    query = request.GET.copy()
+    query.pop("newer_than", None)
+    if page.newest is not None:
+        query["newer_than"] = page.newest.encode()
+    return f"/ws/tasks/?{query.urlencode()}"
 
 
 def _newer(request: HttpRequest, form: TaskListForm, valid: bool, now: dt.datetime) -> HttpResponse:

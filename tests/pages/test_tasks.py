@@ -36,7 +36,7 @@ def get(client, query: str = "", *, htmx=False, status=200) -> str:
 
 
 def row_ids(page: str) -> list[str]:
-    return [htmllib.unescape(i) for i in re.findall(r'<tr data-task-id="([^"]*)"', page)]
+    return [htmllib.unescape(i) for i in re.findall(r'<tr id="[^"]*" data-task-id="([^"]*)"', page)]
 
 
 def link(page: str, rel_or_text: str) -> str:

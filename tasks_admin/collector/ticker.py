@@ -1,0 +1,177 @@
+"""Live updates: once per tick, render what changed for the pages someone watches, and
+send one message per channel group (tasks_admin.broadcast knows the groups).
+
+The writers report what each commit touched (``ChangeTracker.add``, called after the
+transaction commits, so a pushed fragment never shows an uncommitted row). The ticker
+thread takes those sets every ``interval`` seconds: a task committed just after a tick is
+on the page at most one interval plus the render later.
+
+Pages without a change source of their own (workers going offline, queue depths, the
+runtime table) are rendered on every tick while watched and sent only when their HTML
+differs from what was last sent; the costly parts only every ``slow_interval``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from django.db import DatabaseError, connection
+from django.utils import timezone
+
+from tasks_admin import broadcast, fragments
+from tasks_admin.models import TaskRecord
+from tasks_admin.selectors import tasks as task_selectors
+
+log = logging.getLogger(__name__)
+
+# Rows rendered per tick for the task lists; beyond it (a burst), only the newest are sent
+# as rows, and every changed task still counts in "N new tasks".
+MAX_ROWS_PER_TICK = 1000
+ROW_COLUMNS = tuple(dict.fromkeys((*task_selectors.LIST_COLUMNS, *task_selectors.TEXT_COLUMNS)))
+
+
+class ChangeTracker:
+    """Task ids and worker hostnames committed since the last tick (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tasks: set[str] = set()
+        self._workers: set[str] = set()
+
+    def add(self, task_ids: set[str], hostnames: set[str]) -> None:
+        with self._lock:
+            self._tasks |= task_ids
+            self._workers |= hostnames
+
+    def take(self) -> tuple[set[str], set[str]]:
+        with self._lock:
+            tasks, workers = self._tasks, self._workers
+            self._tasks, self._workers = set(), set()
+        return tasks, workers
+
+
+@dataclass
+class Watched:
+    """The groups some page watches now, with the key each detail group is about."""
+
+    groups: set[str] = field(default_factory=set)
+    tasks: dict[str, str] = field(default_factory=dict)  # group -> task id
+    workers: dict[str, str] = field(default_factory=dict)  # group -> hostname
+    failures: dict[str, str] = field(default_factory=dict)  # group -> window
+
+
+class Ticker:
+    def __init__(
+        self,
+        *,
+        tracker: ChangeTracker,
+        sender: broadcast.Broadcaster,
+        redis_url: str,
+        interval: float = 0.5,
+        slow_interval: float = 10.0,
+    ) -> None:
+        self.tracker = tracker
+        self.sender = sender
+        self.redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self.interval = interval
+        self.slow_interval = slow_interval
+        self._last_html: dict[str, str] = {}
+        self._next_slow = 0.0
+        self.counters = {"ticks": 0, "messages": 0, "errors": 0, "last_tick_ms": 0.0}
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.wait(self.interval):
+                started = time.perf_counter()
+                try:
+                    self.counters["messages"] += self.tick()
+                except (DatabaseError, redis.RedisError) as exc:
+                    # Live updates are best effort: the next tick renders from the database.
+                    self.counters["errors"] += 1
+                    log.warning("live update tick failed: %s", exc)
+                    connection.close()
+                self.counters["ticks"] += 1
+                self.counters["last_tick_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        finally:
+            connection.close()
+
+    def tick(self) -> int:
+        """Render and send this tick's messages; return how many were sent."""
+        changed_tasks, changed_workers = self.tracker.take()
+        watched = self.watched()
+        if not watched.groups:
+            self._last_html.clear()
+            return 0
+        now = timezone.now()
+        slow = time.monotonic() >= self._next_slow
+        if slow:
+            self._next_slow = time.monotonic() + self.slow_interval
+        messages: list[tuple[str, dict[str, Any]]] = []
+        if broadcast.TASKS in watched.groups and changed_tasks:
+            messages.append((broadcast.TASKS, self._task_changes(changed_tasks)))
+        for group, task_id in watched.tasks.items():
+            if slow or task_id in changed_tasks:
+                self._if_changed(messages, group, fragments.task(task_id))
+        for group, hostname in watched.workers.items():
+            if slow or hostname in changed_workers:
+                self._if_changed(messages, group, fragments.worker(hostname, now))
+        if broadcast.DASHBOARD in watched.groups:
+            self._if_changed(
+                messages, broadcast.DASHBOARD, fragments.dashboard(now, with_runtimes=slow)
+            )
+        if broadcast.WORKERS in watched.groups:
+            self._if_changed(messages, broadcast.WORKERS, fragments.workers(now))
+        if broadcast.QUEUES in watched.groups:
+            self._if_changed(messages, broadcast.QUEUES, fragments.queues(now))
+        if slow:
+            for group, window in watched.failures.items():
+                self._if_changed(messages, group, fragments.failures(window, now))
+        # Forget what nobody watches any more (a page reopened later gets a snapshot).
+        for group in set(self._last_html) - watched.groups:
+            del self._last_html[group]
+        return self.sender.send_many(messages) if messages else 0
+
+    def _if_changed(
+        self, messages: list[tuple[str, dict[str, Any]]], group: str, html: str
+    ) -> None:
+        digest = hashlib.blake2b(html.encode(), digest_size=16).hexdigest()
+        if html and self._last_html.get(group) != digest:
+            self._last_html[group] = digest
+            messages.append((group, broadcast.push(html)))
+
+    def _task_changes(self, task_ids: set[str]) -> dict[str, Any]:
+        rows = list(
+            TaskRecord.objects.filter(task_id__in=list(task_ids))
+            .only(*ROW_COLUMNS)
+            .order_by("-first_seen_at")
+        )
+        changes = []
+        for index, row in enumerate(rows):
+            facts = task_selectors.task_facts(row)
+            facts["row"] = fragments.task_row(row) if index < MAX_ROWS_PER_TICK else ""
+            changes.append(facts)
+        return broadcast.tasks_changed(changes)
+
+    def watched(self) -> Watched:
+        """The groups some connected page watches (two Redis commands, whatever its size)."""
+        pipe = self.redis.pipeline()
+        pipe.zremrangebyscore(broadcast.WATCH_KEY, "-inf", time.time())
+        pipe.zrange(broadcast.WATCH_KEY, 0, -1)
+        members = pipe.execute()[1]
+        watched = Watched()
+        for member in members:
+            group, subject = broadcast.parse_watch(member)
+            watched.groups.add(group)
+            if group.startswith("live.task."):
+                watched.tasks[group] = subject
+            elif group.startswith("live.worker."):
+                watched.workers[group] = subject
+            elif group.startswith("live.failures."):
+                watched.failures[group] = subject
+        return watched
