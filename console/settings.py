@@ -71,12 +71,13 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/1")
+# Names the live updates' pub/sub channels and Redis keys. Pub/sub channels are shared by
+# all databases of a Redis server: two consoles on one server need different prefixes.
+CHANNEL_LAYER_PREFIX = env_str("CHANNEL_LAYER_PREFIX", "console")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        # The prefix of the pub/sub channels, which Redis shares across its databases: two
-        # consoles (or test runs) on one Redis server need different prefixes.
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_LAYER_PREFIX", "console")},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX},
     },
 }
 

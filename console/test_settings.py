@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-not-for-production")
+# Away from a console running on the same Redis (`make demo`): pub/sub ignores databases.
+os.environ.setdefault("CHANNEL_LAYER_PREFIX", "console-test")
 
 from console.settings import *  # noqa: F403
 

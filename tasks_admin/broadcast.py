@@ -14,7 +14,7 @@ so task ids and hostnames, which are arbitrary strings, are hashed):
 - ``live.task.<hash>``, ``live.worker.<hash>``: a detail page's fragments.
 
 The ticker renders a group only while someone watches it: each consumer keeps a member
-``<group> <channel> <subject>`` in one Redis sorted set (``WATCH_KEY``), scored with when
+``<group> <channel> <subject>`` in one Redis sorted set (``watch_key()``), scored with when
 it expires, refreshed while connected and removed on disconnect. The subject is the task
 id, hostname or window the group is about, so the ticker knows what to render.
 """
@@ -37,7 +37,6 @@ QUEUES = "live.queues"
 
 # A consumer refreshes its watch entries this often; they expire after WATCH_TTL, so a web
 # process that dies stops the rendering for its pages within a minute.
-WATCH_KEY = "console:live:watching"
 WATCH_REFRESH_SECONDS = 20
 WATCH_TTL_SECONDS = 60
 
@@ -66,6 +65,12 @@ def dom_id(kind: str, key: str) -> str:
     """An element id for a task row or similar keyed by an arbitrary string: htmx finds
     swap targets with ``#id`` selectors, so ids must be plain identifiers."""
     return f"{kind}-{_digest(key)[:20]}"
+
+
+def watch_key() -> str:
+    from django.conf import settings
+
+    return f"{settings.CHANNEL_LAYER_PREFIX}:live:watching"
 
 
 def watch_member(group: str, channel: str, subject: str = "") -> str:

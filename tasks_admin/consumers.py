@@ -84,7 +84,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.refresher.cancel()
         await self.channel_layer.group_discard(self.group, self.channel_name)
         try:
-            await _watch_redis().zrem(broadcast.WATCH_KEY, self.member)
+            await _watch_redis().zrem(broadcast.watch_key(), self.member)
         except aioredis.RedisError as exc:  # the entry expires by itself
             log.debug("could not unregister %s: %s", self.member, exc)
 
@@ -103,7 +103,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def _watch(self) -> None:
         try:
             expires = time.time() + broadcast.WATCH_TTL_SECONDS
-            await _watch_redis().zadd(broadcast.WATCH_KEY, {self.member: expires})
+            await _watch_redis().zadd(broadcast.watch_key(), {self.member: expires})
         except aioredis.RedisError as exc:
             log.warning("live updates: could not register %s: %s", self.group, exc)
 

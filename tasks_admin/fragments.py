@@ -39,10 +39,19 @@ def _render(names: tuple[str, ...] | list[str], context: dict[str, Any]) -> str:
     return "".join(render_to_string(PARTIALS + name, context) for name in names)
 
 
-def dashboard(now: dt.datetime, *, with_runtimes: bool) -> str:
+def dashboard_parts(now: dt.datetime, *, with_runtimes: bool) -> dict[str, str]:
+    """The dashboard's live parts by name ("as_of" says when: it differs every time)."""
     dash = dashboard_selectors.dashboard(now=now, with_runtimes=with_runtimes)
     names = [*DASHBOARD_FAST, "dashboard_runtimes.html"] if with_runtimes else DASHBOARD_FAST
-    return _render(names, {"dash": dash})
+    context = {"dash": dash}
+    return {
+        name.removeprefix("dashboard_").removesuffix(".html"): _render((name,), context)
+        for name in names
+    }
+
+
+def dashboard(now: dt.datetime, *, with_runtimes: bool) -> str:
+    return "".join(dashboard_parts(now, with_runtimes=with_runtimes).values())
 
 
 def workers(now: dt.datetime) -> str:

@@ -122,9 +122,13 @@ class Ticker:
             if slow or hostname in changed_workers:
                 self._if_changed(messages, group, fragments.worker(hostname, now))
         if broadcast.DASHBOARD in watched.groups:
-            self._if_changed(
-                messages, broadcast.DASHBOARD, fragments.dashboard(now, with_runtimes=slow)
-            )
+            parts = fragments.dashboard_parts(now, with_runtimes=slow)
+            # "As of" differs every time: sent along with a change, never a change itself.
+            as_of = parts.pop("as_of")
+            key = broadcast.DASHBOARD
+            changed = [html for name, html in parts.items() if self._changed(f"{key}:{name}", html)]
+            if changed:
+                messages.append((key, broadcast.push(as_of + "".join(changed))))
         if broadcast.WORKERS in watched.groups:
             self._if_changed(messages, broadcast.WORKERS, fragments.workers(now))
         if broadcast.QUEUES in watched.groups:
@@ -133,17 +137,23 @@ class Ticker:
             for group, window in watched.failures.items():
                 self._if_changed(messages, group, fragments.failures(window, now))
         # Forget what nobody watches any more (a page reopened later gets a snapshot).
-        for group in set(self._last_html) - watched.groups:
-            del self._last_html[group]
+        for key in [k for k in self._last_html if k.split(":")[0] not in watched.groups]:
+            del self._last_html[key]
         return self.sender.send_many(messages) if messages else 0
 
     def _if_changed(
         self, messages: list[tuple[str, dict[str, Any]]], group: str, html: str
     ) -> None:
-        digest = hashlib.blake2b(html.encode(), digest_size=16).hexdigest()
-        if html and self._last_html.get(group) != digest:
-            self._last_html[group] = digest
+        if self._changed(group, html):
             messages.append((group, broadcast.push(html)))
+
+    def _changed(self, key: str, html: str) -> bool:
+        """Whether ``html`` differs from what was last sent under ``key`` (and remember it)."""
+        digest = hashlib.blake2b(html.encode(), digest_size=16).hexdigest()
+        if not html or self._last_html.get(key) == digest:
+            return False
+        self._last_html[key] = digest
+        return True
 
     def _task_changes(self, task_ids: set[str]) -> dict[str, Any]:
         rows = list(
@@ -161,8 +171,8 @@ class Ticker:
     def watched(self) -> Watched:
         """The groups some connected page watches (two Redis commands, whatever its size)."""
         pipe = self.redis.pipeline()
-        pipe.zremrangebyscore(broadcast.WATCH_KEY, "-inf", time.time())
-        pipe.zrange(broadcast.WATCH_KEY, 0, -1)
+        pipe.zremrangebyscore(broadcast.watch_key(), "-inf", time.time())
+        pipe.zrange(broadcast.watch_key(), 0, -1)
         members = pipe.execute()[1]
         watched = Watched()
         for member in members:
