@@ -88,8 +88,19 @@ def push(html: str) -> dict[str, Any]:
     return {"type": PUSH, "html": html}
 
 
-def tasks_changed(tasks: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"type": TASKS_CHANGED, "tasks": tasks}
+def tasks_changed(tasks: list[dict[str, Any]], tick: str = "") -> dict[str, Any]:
+    return {"type": TASKS_CHANGED, "tasks": tasks, "tick": tick}
+
+
+def tick_marker(sequence: int, committed_at: float | None) -> str:
+    """Sent with every push: which tick it is and when the newest change it carries was
+    committed (empty when the tick carries no commit). Pages hold an element with this id
+    (base.html); the live benchmark measures delivery latency from it."""
+    committed = f"{committed_at:.6f}" if committed_at is not None else ""
+    return (
+        f'<span id="live-tick" hidden data-tick="{sequence}" data-committed-at="{committed}">'
+        "</span>"
+    )
 
 
 class Broadcaster:

@@ -230,4 +230,4 @@ class TaskListConsumer(LiveConsumer):
         if len(self.new_ids) != counted:
             rows.append(self._tasks_new())
         if rows:
-            await self.send(text_data="".join(rows))
+            await self.send(text_data="".join(rows) + event.get("tick", ""))

@@ -43,17 +43,20 @@ class ChangeTracker:
         self._lock = threading.Lock()
         self._tasks: set[str] = set()
         self._workers: set[str] = set()
+        self._committed_at: float | None = None
 
     def add(self, task_ids: set[str], hostnames: set[str]) -> None:
         with self._lock:
             self._tasks |= task_ids
             self._workers |= hostnames
+            self._committed_at = time.time()
 
-    def take(self) -> tuple[set[str], set[str]]:
+    def take(self) -> tuple[set[str], set[str], float | None]:
+        """What changed since the last call, and when the newest of it was committed."""
         with self._lock:
-            tasks, workers = self._tasks, self._workers
-            self._tasks, self._workers = set(), set()
-        return tasks, workers
+            tasks, workers, committed_at = self._tasks, self._workers, self._committed_at
+            self._tasks, self._workers, self._committed_at = set(), set(), None
+        return tasks, workers, committed_at
 
 
 @dataclass
@@ -83,6 +86,7 @@ class Ticker:
         self.slow_interval = slow_interval
         self._last_html: dict[str, str] = {}
         self._next_slow = 0.0
+        self.sequence = 0
         self.counters = {"ticks": 0, "messages": 0, "errors": 0, "last_tick_ms": 0.0}
 
     def run(self, stop: threading.Event) -> None:
@@ -103,24 +107,26 @@ class Ticker:
 
     def tick(self) -> int:
         """Render and send this tick's messages; return how many were sent."""
-        changed_tasks, changed_workers = self.tracker.take()
+        changed_tasks, changed_workers, committed_at = self.tracker.take()
         watched = self.watched()
         if not watched.groups:
             self._last_html.clear()
             return 0
         now = timezone.now()
+        self.sequence += 1
+        tick = broadcast.tick_marker(self.sequence, committed_at)
         slow = time.monotonic() >= self._next_slow
         if slow:
             self._next_slow = time.monotonic() + self.slow_interval
         messages: list[tuple[str, dict[str, Any]]] = []
         if broadcast.TASKS in watched.groups and changed_tasks:
-            messages.append((broadcast.TASKS, self._task_changes(changed_tasks)))
+            messages.append((broadcast.TASKS, self._task_changes(changed_tasks, tick)))
         for group, task_id in watched.tasks.items():
             if slow or task_id in changed_tasks:
-                self._if_changed(messages, group, fragments.task(task_id))
+                self._if_changed(messages, group, fragments.task(task_id), tick)
         for group, hostname in watched.workers.items():
             if slow or hostname in changed_workers:
-                self._if_changed(messages, group, fragments.worker(hostname, now))
+                self._if_changed(messages, group, fragments.worker(hostname, now), tick)
         if broadcast.DASHBOARD in watched.groups:
             parts = fragments.dashboard_parts(now, with_runtimes=slow)
             # "As of" differs every time: sent along with a change, never a change itself.
@@ -128,24 +134,24 @@ class Ticker:
             key = broadcast.DASHBOARD
             changed = [html for name, html in parts.items() if self._changed(f"{key}:{name}", html)]
             if changed:
-                messages.append((key, broadcast.push(as_of + "".join(changed))))
+                messages.append((key, broadcast.push(as_of + "".join(changed) + tick)))
         if broadcast.WORKERS in watched.groups:
-            self._if_changed(messages, broadcast.WORKERS, fragments.workers(now))
+            self._if_changed(messages, broadcast.WORKERS, fragments.workers(now), tick)
         if broadcast.QUEUES in watched.groups:
-            self._if_changed(messages, broadcast.QUEUES, fragments.queues(now))
+            self._if_changed(messages, broadcast.QUEUES, fragments.queues(now), tick)
         if slow:
             for group, window in watched.failures.items():
-                self._if_changed(messages, group, fragments.failures(window, now))
+                self._if_changed(messages, group, fragments.failures(window, now), tick)
         # Forget what nobody watches any more (a page reopened later gets a snapshot).
         for key in [k for k in self._last_html if k.split(":")[0] not in watched.groups]:
             del self._last_html[key]
         return self.sender.send_many(messages) if messages else 0
 
     def _if_changed(
-        self, messages: list[tuple[str, dict[str, Any]]], group: str, html: str
+        self, messages: list[tuple[str, dict[str, Any]]], group: str, html: str, tick: str
     ) -> None:
         if self._changed(group, html):
-            messages.append((group, broadcast.push(html)))
+            messages.append((group, broadcast.push(html + tick)))
 
     def _changed(self, key: str, html: str) -> bool:
         """Whether ``html`` differs from what was last sent under ``key`` (and remember it)."""
@@ -155,7 +161,7 @@ class Ticker:
         self._last_html[key] = digest
         return True
 
-    def _task_changes(self, task_ids: set[str]) -> dict[str, Any]:
+    def _task_changes(self, task_ids: set[str], tick: str) -> dict[str, Any]:
         rows = list(
             TaskRecord.objects.filter(task_id__in=list(task_ids))
             .only(*ROW_COLUMNS)
@@ -166,7 +172,7 @@ class Ticker:
             facts = task_selectors.task_facts(row)
             facts["row"] = fragments.task_row(row) if index < MAX_ROWS_PER_TICK else ""
             changes.append(facts)
-        return broadcast.tasks_changed(changes)
+        return broadcast.tasks_changed(changes, tick)
 
     def watched(self) -> Watched:
         """The groups some connected page watches (two Redis commands, whatever its size)."""

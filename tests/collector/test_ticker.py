@@ -33,6 +33,8 @@ class Recorder:
 
 @pytest.fixture
 def watching():
+    # Pages left open by earlier tests (a web process stopped mid-connection) expire in a
+    # minute; start from nobody watching.
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.delete(broadcast.watch_key())
 
@@ -45,7 +47,7 @@ def watching():
 
 
 @pytest.fixture
-def ticker():
+def ticker(watching):
     tracker = ChangeTracker()
     writer = BatchWriter(max_chars=65536, on_commit=tracker.add)
     ticker = Ticker(tracker=tracker, sender=Recorder(), redis_url=settings.REDIS_URL)  # type: ignore[arg-type]

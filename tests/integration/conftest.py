@@ -152,7 +152,8 @@ class Cluster:
         """A producer app of the kind a monitored project has: JSON, sent events on."""
         from celery import Celery
 
-        app = Celery(f"sender-{self.suffix}", broker=self.broker_url)
+        # Not the current app: shared tasks (the demo's) must keep resolving to console's.
+        app = Celery(f"sender-{self.suffix}", broker=self.broker_url, set_as_current=False)
         app.conf.update(
             task_serializer="json",
             accept_content=["json"],

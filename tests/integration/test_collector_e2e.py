@@ -35,7 +35,10 @@ def test_worker_tasks_reach_final_states_with_times_retries_lineage_worker_and_q
 
     row = final(ok.id, states.SUCCESS)
     assert (row.name, row.result, row.worker, row.queue) == ("demo.add", "5", hostname, queue)
-    assert row.sent_at <= row.received_at <= row.started_at <= row.succeeded_at
+    # The client stamps task-sent after publishing, so a quick worker's task-received can
+    # carry an earlier time (seen: 4 ms under load): sent is only before started.
+    assert row.sent_at <= row.started_at
+    assert row.received_at <= row.started_at <= row.succeeded_at
     assert row.runtime is not None and row.runtime >= 0
 
     row = final(failed.id, states.FAILURE)
