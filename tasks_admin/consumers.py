@@ -165,6 +165,14 @@ class TaskConsumer(LiveConsumer):
         return fragments.task(self.subject)
 
 
+def row_html(facts: dict[str, Any]) -> str:
+    """A changed task's list row, rendered at most once per web process and tick: every
+    consumer of the process gets the same message dict, so the first keeps the HTML in it."""
+    if "row" not in facts:
+        facts["row"] = fragments.task_row(task_selectors.row_from_facts(facts))
+    return str(facts["row"])
+
+
 class TaskListConsumer(LiveConsumer):
     """The task list: the query string is the page's own (filters, cursor, ``top``: the
     newest task the page was rendered with). Rows it shows are swapped in place; tasks
@@ -217,8 +225,7 @@ class TaskListConsumer(LiveConsumer):
         for facts in event["tasks"]:
             task_id = facts["task_id"]
             if task_id in self.shown:
-                if facts["row"]:
-                    rows.append(facts["row"])
+                rows.append(row_html(facts))
             elif (
                 self.top is not None
                 and len(self.new_ids) <= cap

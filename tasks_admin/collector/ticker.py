@@ -30,9 +30,6 @@ from tasks_admin.selectors import tasks as task_selectors
 
 log = logging.getLogger(__name__)
 
-# Rows rendered per tick for the task lists; beyond it (a burst), only the newest are sent
-# as rows, and every changed task still counts in "N new tasks".
-MAX_ROWS_PER_TICK = 1000
 ROW_COLUMNS = tuple(dict.fromkeys((*task_selectors.LIST_COLUMNS, *task_selectors.TEXT_COLUMNS)))
 
 
@@ -162,17 +159,11 @@ class Ticker:
         return True
 
     def _task_changes(self, task_ids: set[str], tick: str) -> dict[str, Any]:
-        rows = list(
-            TaskRecord.objects.filter(task_id__in=list(task_ids))
-            .only(*ROW_COLUMNS)
-            .order_by("-first_seen_at")
-        )
-        changes = []
-        for index, row in enumerate(rows):
-            facts = task_selectors.task_facts(row)
-            facts["row"] = fragments.task_row(row) if index < MAX_ROWS_PER_TICK else ""
-            changes.append(facts)
-        return broadcast.tasks_changed(changes, tick)
+        """Facts and row fields of every changed task. Rows are rendered by the web process,
+        once per process and only for tasks some open list shows (consumers.row_html):
+        most changed tasks are new, shown nowhere, only counted."""
+        rows = TaskRecord.objects.filter(task_id__in=list(task_ids)).only(*ROW_COLUMNS)
+        return broadcast.tasks_changed([task_selectors.task_facts(row) for row in rows], tick)
 
     def watched(self) -> Watched:
         """The groups some connected page watches (two Redis commands, whatever its size)."""

@@ -495,6 +495,7 @@ def task_facts(task: TaskRecord) -> dict[str, Any]:
     The text is what text search reads, lower-cased and cut at FACT_TEXT_CHARS per column.
     """
     text = "\x1f".join((getattr(task, c) or "")[:FACT_TEXT_CHARS] for c in TEXT_COLUMNS)
+    started_at = task.started_at.timestamp() if task.started_at is not None else None
     return {
         "task_id": task.task_id,
         "state": task.state,
@@ -502,10 +503,34 @@ def task_facts(task: TaskRecord) -> dict[str, Any]:
         "worker": task.worker,
         "queue": task.queue,
         "first_seen_at": task.first_seen_at.timestamp(),
-        "has_started": task.started_at is not None,
+        "has_started": started_at is not None,
         "has_runtime": task.runtime is not None,
         "text": text.lower(),
+        # The rest of a list row (task_row.html), for the web process to render it.
+        "started_at": started_at,
+        "runtime": task.runtime,
+        "retries": task.retries,
+        "args": task.args,
+        "kwargs": task.kwargs,
     }
+
+
+def row_from_facts(facts: dict[str, Any]) -> TaskRecord:
+    """An unsaved TaskRecord holding what a list row shows, rebuilt from ``task_facts``."""
+    started_at = facts["started_at"]
+    return TaskRecord(
+        task_id=facts["task_id"],
+        state=facts["state"],
+        name=facts["name"],
+        worker=facts["worker"],
+        queue=facts["queue"],
+        first_seen_at=dt.datetime.fromtimestamp(facts["first_seen_at"], dt.UTC),
+        started_at=dt.datetime.fromtimestamp(started_at, dt.UTC) if started_at else None,
+        runtime=facts["runtime"],
+        retries=facts["retries"],
+        args=facts["args"],
+        kwargs=facts["kwargs"],
+    )
 
 
 # Text search in live updates reads this much of each column (Celery cuts args and kwargs
