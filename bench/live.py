@@ -254,6 +254,16 @@ def main() -> None:
             sum(1 for v in latencies if v <= TARGET_SECONDS) / len(latencies) if latencies else None
         ),
         "cores": cores,
+        # The slowest ticks: (tick, median and worst delivery over clients): a slow tick
+        # hits every client alike (collector side); one slow client would not.
+        "slowest_ticks": sorted(
+            (
+                (tick, round(percentile(by_tick, 0.5) or 0, 3), round(max(by_tick), 3))
+                for tick in ticks
+                for by_tick in [[s[tick] for s in seen if tick in s]]
+            ),
+            key=lambda t: -t[2],
+        )[:8],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"live-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
