@@ -156,6 +156,10 @@ class WorkerRecord(models.Model):
     registered = models.JSONField(default=list, blank=True)
     stats = models.JSONField(default=dict, blank=True)
     conf = models.JSONField(default=dict, blank=True)
+    # `inspect reserved`: tasks received and waiting for a free slot, as of inspected_at
+    # ({task_id, name, args, kwargs, queue}, the first RESERVED_KEPT of them).
+    reserved = models.JSONField(default=list, blank=True)
+    reserved_count = models.IntegerField(null=True, blank=True)
     inspected_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField()
 

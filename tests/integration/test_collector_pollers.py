@@ -23,6 +23,24 @@ def test_inspect_fills_pool_concurrency_queues_and_registered_tasks(cluster):
     assert "demo.add" in row.registered
 
 
+def test_inspect_stores_the_tasks_a_busy_worker_holds_in_reserve(redis_cluster):
+    redis_cluster.collector()
+    _, hostname = redis_cluster.worker(concurrency=1)
+    app = redis_cluster.sender()
+    wait_for(lambda: WorkerRecord.objects.filter(hostname=hostname, is_online=True).exists())
+    busy = app.send_task("demo.generate_report", (1,), {"seconds": 8})
+    waiting = [app.send_task("demo.add", (i, i)) for i in range(2)]
+
+    def reserved():
+        record = WorkerRecord.objects.filter(hostname=hostname).first()
+        return record if record and record.reserved_count else None
+
+    record = wait_for(reserved, timeout=30)
+    assert {t["task_id"] for t in record.reserved} == {t.id for t in waiting}
+    assert {t["name"] for t in record.reserved} == {"demo.add"}
+    assert busy.id not in {t["task_id"] for t in record.reserved}
+
+
 def test_queue_depth_follows_enqueued_work(cluster):
     cluster.collector()
     app = cluster.sender()

@@ -159,10 +159,17 @@ def test_worker_page_lists_the_tasks_it_is_running_now(client):
     assert f'href="{reverse("tasks_admin:task", args=[running])}"' in html
 
 
-def test_worker_page_says_reserved_tasks_are_not_collected(client):
+def test_worker_page_lists_reserved_tasks_from_inspect_escaped(client):
     worker()
-    reserved = text_of(get(client, "/workers/celery@w1/"), "worker-reserved")
-    assert "which the collector does not store yet" in reserved
+    assert "Not inspected yet." in text_of(get(client, "/workers/celery@w1/"), "worker-reserved")
+    waiting = {"task_id": "r-1", "name": HOSTILE, "args": "(1,)", "kwargs": "{}", "queue": "q"}
+    WorkerRecord.objects.filter(hostname="celery@w1").update(
+        reserved=[waiting], reserved_count=3, inspected_at=timezone.now()
+    )
+    html = get(client, "/workers/celery@w1/")
+    reserved = text_of(html, "worker-reserved")
+    assert f"r-1 {HOSTILE} (1,) {{}} q" in reserved and "Showing 1 of 3." in reserved
+    assert HOSTILE not in html and f'href="{reverse("tasks_admin:task", args=["r-1"])}"' in html
 
 
 def test_inspect_json_is_shown_escaped_and_folded(client):

@@ -12,6 +12,7 @@ from celery.app.defaults import SETTING_KEYS
 from django.db.models import Q
 from django.utils import timezone
 
+from tasks_admin.collector.normalize import clean_text
 from tasks_admin.collector.pollers.base import Lag, Poller
 from tasks_admin.models import WorkerRecord
 
@@ -81,6 +82,36 @@ def _registered_names(entries: Any) -> list[str]:
     return sorted({str(entry).split(" [", 1)[0] for entry in entries})
 
 
+# Reserved tasks kept per worker: a worker with a big prefetch can hold thousands.
+RESERVED_KEPT = 100
+RESERVED_TEXT_CHARS = 512
+
+
+def _reserved_tasks(entries: list[Any]) -> list[dict[str, str]]:
+    """The first RESERVED_KEPT of an ``inspect reserved`` reply, as short strings."""
+
+    def text(value: Any) -> str:
+        return clean_text(str(value if value is not None else ""), RESERVED_TEXT_CHARS)
+
+    kept = []
+    for entry in entries[:RESERVED_KEPT]:
+        if not isinstance(entry, dict):
+            continue
+        delivery = (
+            entry.get("delivery_info") if isinstance(entry.get("delivery_info"), dict) else {}
+        )
+        kept.append(
+            {
+                "task_id": text(entry.get("id")),
+                "name": text(entry.get("name")),
+                "args": text(entry.get("args")),
+                "kwargs": text(entry.get("kwargs")),
+                "queue": text(delivery.get("routing_key")),
+            }
+        )
+    return kept
+
+
 def _queue_names(entries: Any) -> list[str]:
     if not isinstance(entries, list):
         return []
@@ -138,6 +169,7 @@ class InspectPoller(Poller):
         queues = self._inspect("active_queues", hosts)
         registered = self._inspect("registered", hosts)
         conf = self._inspect("conf", hosts)
+        reserved = self._inspect("reserved", hosts)
         now = timezone.now()
         for hostname in hosts:
             self._store(
@@ -147,6 +179,7 @@ class InspectPoller(Poller):
                 queues=queues.get(hostname),
                 registered=registered.get(hostname),
                 conf=conf.get(hostname),
+                reserved=reserved.get(hostname),
             )
         return True
 
@@ -164,6 +197,7 @@ class InspectPoller(Poller):
         queues: Any,
         registered: Any,
         conf: Any,
+        reserved: Any = None,
     ) -> None:
         fields: dict[str, Any] = {"inspected_at": now, "updated_at": now}
         if isinstance(stats, dict):
@@ -182,6 +216,9 @@ class InspectPoller(Poller):
             fields["registered"] = _registered_names(registered)
         if isinstance(conf, dict):
             fields["conf"] = jsonb_safe(celery_settings(conf))
+        if isinstance(reserved, list):
+            fields["reserved"] = _reserved_tasks(reserved)
+            fields["reserved_count"] = len(reserved)
         # The writer owns is_online (heartbeats); a row created here is for a worker whose
         # online event the collector missed, and it did just answer.
         WorkerRecord.objects.update_or_create(
