@@ -97,9 +97,8 @@ def _reserved_tasks(entries: list[Any]) -> list[dict[str, str]]:
     for entry in entries[:RESERVED_KEPT]:
         if not isinstance(entry, dict):
             continue
-        delivery = (
-            entry.get("delivery_info") if isinstance(entry.get("delivery_info"), dict) else {}
-        )
+        info = entry.get("delivery_info")
+        delivery: dict[str, Any] = info if isinstance(info, dict) else {}
         kept.append(
             {
                 "task_id": text(entry.get("id")),
