@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tasks_admin.collector.pollers.base import Lag, Poller
-from tasks_admin.models import WorkerRecord
+from tasks_admin.models import WorkerMemorySample, WorkerRecord, WorkerVanished
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,8 @@ class InspectPoller(Poller):
                 registered=registered.get(hostname),
                 conf=conf.get(hostname),
             )
+        # The advisor judges memory growth from a trend: keep each reply's peak RSS.
+        record_memory_samples({host: stats[host] for host in hosts}, at=now)
         return True
 
     def _inspect(self, method: str, destination: list[str] | None) -> dict[str, Any]:
@@ -215,22 +217,39 @@ class WorkerLivenessPoller(Poller):
         judged_at = now - dt.timedelta(seconds=self.lag() if self.lag else 0.0)
         marked = 0
         online = WorkerRecord.objects.filter(is_online=True).values_list(
-            "pk", "last_heartbeat_at", "first_seen_at", "heartbeat_freq"
+            "pk", "hostname", "last_heartbeat_at", "first_seen_at", "heartbeat_freq"
         )
-        for pk, last_heartbeat_at, first_seen_at, freq in online:
+        for pk, hostname, last_heartbeat_at, first_seen_at, freq in online:
             # A row made by inspect before any heartbeat counts from when it was made.
             since = last_heartbeat_at or first_seen_at
             expires_at = since + dt.timedelta(seconds=(freq or 2.0) * HEARTBEAT_EXPIRE_FACTOR)
             if judged_at < expires_at:
                 continue
             # Guarded on the heartbeat we read: one the writer stored meanwhile wins.
-            marked += WorkerRecord.objects.filter(
+            updated = WorkerRecord.objects.filter(
                 Q(last_heartbeat_at=last_heartbeat_at)
                 if last_heartbeat_at
                 else Q(last_heartbeat_at__isnull=True),
                 pk=pk,
                 is_online=True,
             ).update(is_online=False, offline_at=expires_at, updated_at=now)
+            if updated:
+                # No worker-offline came: the advisor reports workers that die this way.
+                WorkerVanished.objects.create(
+                    hostname=hostname, last_heartbeat_at=last_heartbeat_at, noticed_at=now
+                )
+                marked += updated
         if marked:
             log.info("marked %d workers offline after their heartbeats stopped", marked)
         return marked > 0
+
+
+def record_memory_samples(stats: dict[str, Any], *, at: dt.datetime) -> None:
+    """One WorkerMemorySample per ``inspect stats`` reply that reports rusage.maxrss (KiB)."""
+    samples = []
+    for hostname, reply in stats.items():
+        rusage = reply.get("rusage") if isinstance(reply, dict) else None
+        maxrss = rusage.get("maxrss") if isinstance(rusage, dict) else None
+        if isinstance(maxrss, int) and maxrss > 0:
+            samples.append(WorkerMemorySample(hostname=hostname, sampled_at=at, maxrss_kb=maxrss))
+    WorkerMemorySample.objects.bulk_create(samples)
