@@ -17,6 +17,15 @@ from tasks_admin.advisor.base import (
 )
 from tasks_admin.models import TaskRecord, WorkerMemorySample, WorkerRecord, WorkerVanished
 
+# A pool process killed under a task: billiard raises WorkerLostError in the parent, which
+# the event reports as "ExceptionWithTraceback()" with the real error in the traceback.
+KILLED = (
+    Q(exception__contains="WorkerLostError")
+    | Q(traceback__contains="WorkerLostError")
+    | Q(exception__contains="signal 9")
+    | Q(traceback__contains="signal 9")
+)
+
 # Fewer samples than this say nothing about a trend.
 MIN_SAMPLES = 3
 
@@ -128,11 +137,7 @@ def killed_tasks(ctx: Context) -> list[Finding]:
     """Tasks failed with WorkerLostError / 'exited prematurely: signal 9'."""
     rows = (
         TaskRecord.objects.filter(state="FAILURE", failed_at__gte=ctx.since)
-        .filter(
-            Q(exception__contains="WorkerLostError")
-            | Q(exception_type="WorkerLostError")
-            | Q(exception__contains="signal 9")
-        )
+        .filter(KILLED)
         .values("name")
         .annotate(count=Count("task_id"))
         .order_by("-count")
@@ -142,9 +147,9 @@ def killed_tasks(ctx: Context) -> list[Finding]:
         name = row["name"] or "?"
         example = (
             TaskRecord.objects.filter(name=row["name"], state="FAILURE", failed_at__gte=ctx.since)
-            .filter(Q(exception__contains="WorkerLostError") | Q(exception__contains="signal 9"))
+            .filter(KILLED)
             .order_by("-failed_at")
-            .values_list("task_id", "worker", "exception")
+            .values_list("task_id", "worker", "exception", "traceback")
             .first()
         )
         assert example is not None
@@ -171,3 +176,8 @@ def killed_tasks(ctx: Context) -> list[Finding]:
 
 
 CHECKS = [memory_growth, vanished_workers, killed_tasks]
+
+
+def _last_line(traceback: str) -> str:
+    lines = [line for line in (traceback or "").strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 from tasks_admin.advisor.base import WARNING, Context, Finding
@@ -28,9 +29,22 @@ DETERMINISTIC = {
 }
 
 
+CALLS = re.compile(r"([A-Za-z_][\w.]*)\(")
+
+
 def exception_type(text: str) -> str:
-    """``ValueError('x')`` → ``ValueError``; ``mod.Error: x`` → ``Error``."""
-    head = (text or "").split("(", 1)[0].split(":", 1)[0].strip()
+    """``ValueError('x')`` → ``ValueError``; ``mod.Error: x`` → ``Error``.
+
+    task-retried events carry ``Retry(Retry(...), ValueError('x'), 0)``: the error that
+    caused the retry is the first call in it that is not Retry.
+    """
+    text = (text or "").strip()
+    if text.startswith("Retry("):
+        for name in CALLS.findall(text):
+            if name.rsplit(".", 1)[-1] != "Retry":
+                return name.rsplit(".", 1)[-1]
+        return "Retry"
+    head = text.split("(", 1)[0].split(":", 1)[0].strip()
     return head.rsplit(".", 1)[-1]
 
 
