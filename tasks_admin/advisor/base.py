@@ -44,7 +44,7 @@ class Context:
     memory_growth_mb: float = 100.0
     memory_usage_ratio: float = 0.8
     # Workers that have been online at least this long before "no task events" counts.
-    silent_worker_seconds: float = 60.0
+    silent_worker_seconds: float = 30.0
     _workers: list[WorkerRecord] | None = None
 
     @classmethod
