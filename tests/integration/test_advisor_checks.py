@@ -7,6 +7,7 @@ of tests/integration/advisor_app.py, each configured through ADVISOR_WORKER_CONF
 consuming its own queue so every task lands where the test means it to.
 """
 
+import contextlib
 import json
 import signal
 import socket
@@ -23,7 +24,7 @@ from celery import states
 from tasks_admin.advisor import broker
 from tasks_admin.advisor.base import Context
 from tasks_admin.models import AdvisorFinding, AdvisorRun, QueueRecord, TaskRecord, WorkerRecord
-from tests.integration.conftest import Cluster, Proc, wait_for
+from tests.integration.conftest import BROKERS, Cluster, Proc, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -359,3 +360,90 @@ def test_a_noeviction_broker_on_its_own_database_is_not_reported(own_redis, db):
     assert broker.shared_database(ctx) == []
     ctx.other_redis_urls = {"a cache": url}
     assert [f.check for f in broker.shared_database(ctx)] == ["redis_shared_db"]
+
+
+def delete_queues(url: str, names: list[str]) -> None:
+    from kombu import Connection
+
+    with Connection(url) as conn:
+        for name in names:
+            channel = conn.channel()
+            # A queue never declared answers 404 and closes the channel: nothing to delete.
+            with contextlib.suppress(Exception):
+                channel.queue_delete(name)
+            with contextlib.suppress(Exception):
+                channel.close()
+
+
+def test_on_rabbitmq_worker_checks_trip_redis_only_ones_stay_quiet_and_a_fix_resolves(
+    tmp_path, transactional_db, monkeypatch
+):
+    cluster = Cluster("amqp", tmp_path)
+    monkeypatch.setenv("CELERY_BROKER_URL", BROKERS["amqp"])
+    orphan = f"orphan-{cluster.suffix}"
+    queues = [orphan]
+    try:
+        # Pickle, acks_late, prefetch x4 and a 3 s visibility timeout, which RabbitMQ has
+        # no use for: only the pickle finding applies here.
+        _, careless, careless_q = advisor_worker(
+            cluster,
+            "careless",
+            {
+                "accept_content": ["json", "pickle"],
+                "task_acks_late": True,
+                "broker_transport_options": {"visibility_timeout": 3},
+            },
+            pool="threads",
+        )
+        queues.append(careless_q)
+        start_collector(cluster, queues=[careless_q, orphan])
+        wait_for(
+            lambda: (
+                WorkerRecord.objects.filter(hostname=careless, is_online=True)
+                .exclude(inspected_at=None)
+                .exists()
+            ),
+            60,
+        )
+        app = cluster.sender()
+        app.send_task("advisor.sleep", (0.1,), queue=careless_q, countdown=8)
+        app.send_task("advisor.sleep", (0.1,), queue=orphan)
+        wait_for(lambda: {"accepts_pickle", "queue_without_consumer"} <= set(open_findings()), 60)
+        found = open_findings()
+        assert found["queue_without_consumer"] == {orphan}
+        # RabbitMQ itself counts the consumers: 0 for the orphan queue.
+        assert QueueRecord.objects.get(name=orphan).consumers == 0
+        wait_for(
+            lambda: TaskRecord.objects.filter(queue=careless_q, state=states.SUCCESS).exists(),
+            30,
+        )
+        runs = AdvisorRun.objects.count()
+        wait_for(lambda: AdvisorRun.objects.count() >= runs + 2, 30)
+        assert set(open_findings()) == {"accepts_pickle", "queue_without_consumer"}
+
+        # The fix: a worker consuming the orphan queue. The finding moves to "fixed".
+        cluster.spawn(
+            "rescuer",
+            [
+                sys.executable, "-m", "celery", "-A", "tests.integration.advisor_app",
+                "worker", "-E", "-Q", orphan, "-c", "1", "-n",
+                f"rescuer-{cluster.suffix}@{socket.gethostname()}",
+                "--without-mingle", "--without-gossip",
+            ],
+            ADVISOR_WORKER_CONF="{}",
+        )  # fmt: skip
+        fixed = wait_for(
+            lambda: (
+                AdvisorFinding.objects.filter(check_name="queue_without_consumer", subject=orphan)
+                .exclude(resolved_at=None)
+                .first()
+            ),
+            60,
+        )
+        assert fixed.resolved_at >= fixed.last_seen_at >= fixed.first_seen_at
+    except AssertionError:
+        dump(cluster)
+        raise
+    finally:
+        cluster.stop_all()
+        delete_queues(BROKERS["amqp"], queues)
