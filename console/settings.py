@@ -169,6 +169,8 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "celery-console@localhost")
+# The collector sends alert email from its main loop: a mail server that hangs must not.
+EMAIL_TIMEOUT = 10
 
 LOGGING = {
     "version": 1,

@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import Celery
 from celery.app.defaults import SETTING_KEYS
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -148,8 +149,10 @@ class InspectPoller(Poller):
                 registered=registered.get(hostname),
                 conf=conf.get(hostname),
             )
-        # The advisor judges memory growth from a trend: keep each reply's peak RSS.
-        record_memory_samples({host: stats[host] for host in hosts}, at=now)
+        # The advisor judges memory growth from a trend: keep each reply's peak RSS (the
+        # advisor poller prunes them, so only while it runs).
+        if settings.CONSOLE_ADVISOR_INTERVAL > 0:
+            record_memory_samples({host: stats[host] for host in hosts}, at=now)
         return True
 
     def _inspect(self, method: str, destination: list[str] | None) -> dict[str, Any]:
