@@ -212,6 +212,7 @@ class WorkerLivenessPoller(Poller):
         # before judging, or every worker would flap offline (and its tasks look lost).
         super().__init__(interval=interval, first_delay=first_delay)
         self.lag = lag
+        self.started_at = timezone.now()
 
     def poll(self) -> bool:
         now = timezone.now()
@@ -236,12 +237,13 @@ class WorkerLivenessPoller(Poller):
                 pk=pk,
                 is_online=True,
             ).update(is_online=False, offline_at=expires_at, updated_at=now)
-            if updated:
-                # No worker-offline came: the advisor reports workers that die this way.
+            # No worker-offline came: the advisor reports workers that die this way, if
+            # their heartbeats stopped while this collector listened (not while it was down).
+            if updated and last_heartbeat_at and last_heartbeat_at >= self.started_at:
                 WorkerVanished.objects.create(
                     hostname=hostname, last_heartbeat_at=last_heartbeat_at, noticed_at=now
                 )
-                marked += updated
+            marked += updated
         if marked:
             log.info("marked %d workers offline after their heartbeats stopped", marked)
         return marked > 0
