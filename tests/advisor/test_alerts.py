@@ -156,3 +156,22 @@ def test_an_unreachable_webhook_is_recorded_without_its_secret_url():
     notice = AlertNotice.objects.get()
     assert notice.delivery["webhook"].startswith("failed:")
     assert "very-secret-token" not in notice.delivery["webhook"]
+
+
+def test_queue_wait_counts_tasks_still_waiting_and_ignores_countdowns(webhook):
+    now = timezone.now()
+    task("waiting", queue="reports", state="PENDING", sent_at=now - dt.timedelta(seconds=200))
+    task(
+        "later",
+        queue="slow",
+        state="RECEIVED",
+        sent_at=now - dt.timedelta(seconds=500),
+        eta=now + dt.timedelta(hours=1),
+    )
+    rule(
+        name="wait", kind="queue_wait", threshold=120, window_seconds=3600, webhook_url=webhook.url
+    )
+
+    evaluate_rules(now=now)
+
+    assert [(b["subject"], round(b["value"])) for b in webhook.bodies] == [("reports", 200)]
