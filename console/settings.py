@@ -156,6 +156,29 @@ CONSOLE_LIVE_SLOW_INTERVAL = env_float("CONSOLE_LIVE_SLOW_INTERVAL", 10.0)
 # History older than this many days is pruned once a day by the collector (0: never).
 CONSOLE_RETENTION_DAYS = env_int("CONSOLE_RETENTION_DAYS", 30)
 
+# --- The advisor and alerts (run by the collector) ---
+# Seconds between advisor runs (every check against the broker and history; 0: never).
+CONSOLE_ADVISOR_INTERVAL = env_float("CONSOLE_ADVISOR_INTERVAL", 60.0)
+# How far back the checks look at history (failures, runtimes, ETAs), in seconds.
+CONSOLE_ADVISOR_WINDOW_SECONDS = env_float("CONSOLE_ADVISOR_WINDOW_SECONDS", 3600.0)
+# A task running longer than this on a worker without time limits is reported.
+CONSOLE_ADVISOR_LONG_TASK_SECONDS = env_float("CONSOLE_ADVISOR_LONG_TASK_SECONDS", 300.0)
+# Peak memory growth (MB) of a worker without a per-child limit that counts as a leak.
+CONSOLE_ADVISOR_MEMORY_GROWTH_MB = env_float("CONSOLE_ADVISOR_MEMORY_GROWTH_MB", 100.0)
+# Seconds between evaluations of the alert rules (0: never).
+CONSOLE_ALERT_INTERVAL = env_float("CONSOLE_ALERT_INTERVAL", 15.0)
+# The console's address, for the link in alert notices (e.g. https://celery.example.com).
+CONSOLE_BASE_URL = env_str("CONSOLE_BASE_URL", "")
+# Alert email goes through Django's mail settings.
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "celery-console@localhost")
+# The collector sends alert email from its main loop: a mail server that hangs must not.
+EMAIL_TIMEOUT = 10
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -49,6 +49,8 @@ ACTION_ROLES: dict[str, Role] = {
     "worker.control": Role.ADMIN,
     "task.send": Role.ADMIN,
     "alerts.manage": Role.ADMIN,
+    # Running the advisor's checks now only reads the broker and history.
+    "advisor.run": Role.VIEWER,
 }
 
 

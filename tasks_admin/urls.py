@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tasks_admin.views import dashboard, failures, health, queues, tasks, workers
+from tasks_admin.views import advisor, alerts, dashboard, failures, health, queues, tasks, workers
 
 app_name = "tasks_admin"
 
@@ -15,6 +15,13 @@ urlpatterns = [
     # path, not str: a hostname is whatever the worker says (-n), "/" included.
     path("workers/<path:hostname>/", workers.worker_detail, name="worker"),
     path("queues/", queues.queue_list, name="queues"),
+    path("advisor/", advisor.advisor_page, name="advisor"),
+    path("advisor/run/", advisor.advisor_run, name="advisor-run"),
+    path("alerts/", alerts.alert_list, name="alerts"),
+    path("alerts/rules/", alerts.alert_rule_create, name="alert-rule-create"),
+    path("alerts/rules/<int:rule_id>/", alerts.alert_rule_update, name="alert-rule-update"),
+    path("alerts/rules/<int:rule_id>/delete/", alerts.alert_rule_delete, name="alert-rule-delete"),
+    path("alerts/rules/<int:rule_id>/test/", alerts.alert_rule_test, name="alert-rule-test"),
     path("healthz", health.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

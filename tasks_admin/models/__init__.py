@@ -4,6 +4,17 @@ Migrations refer to ``tasks_admin.models.<name>`` (LogJSONField), so everything 
 migration names must stay importable from this package.
 """
 
+from tasks_admin.models.advisor import (
+    SEVERITY_RANK,
+    AdvisorFinding,
+    AdvisorRun,
+    AlertNotice,
+    AlertRule,
+    AlertState,
+    Severity,
+    WorkerMemorySample,
+    WorkerVanished,
+)
 from tasks_admin.models.audit import AuditEntry
 from tasks_admin.models.history import (
     CollectorStatus,
@@ -17,13 +28,22 @@ from tasks_admin.models.history import (
 )
 
 __all__ = [
+    "SEVERITY_RANK",
+    "AdvisorFinding",
+    "AdvisorRun",
+    "AlertNotice",
+    "AlertRule",
+    "AlertState",
     "AuditEntry",
     "CollectorStatus",
     "LogJSONField",
     "QueueRecord",
     "QueueSample",
+    "Severity",
     "TaskEvent",
     "TaskMinuteRollup",
     "TaskRecord",
+    "WorkerMemorySample",
     "WorkerRecord",
+    "WorkerVanished",
 ]

@@ -5,6 +5,14 @@ like a service cannot shadow it. Each service is keyword-only, takes an ``Actor`
 through ``perform`` (role check + audit). One module per entity; re-export here.
 """
 
+from tasks_admin.services.advisor import advisor_run
+from tasks_admin.services.alerts import (
+    RuleFields,
+    alert_rule_create,
+    alert_rule_delete,
+    alert_rule_update,
+    alert_test_send,
+)
 from tasks_admin.services.base import (
     ActionConflict,
     ActionError,
@@ -24,5 +32,11 @@ __all__ = [
     "ActionRefused",
     "ActionResult",
     "ActionUnavailable",
+    "RuleFields",
+    "advisor_run",
+    "alert_rule_create",
+    "alert_rule_delete",
+    "alert_rule_update",
+    "alert_test_send",
     "perform",
 ]

@@ -33,6 +33,8 @@ def test_sign_in_then_every_page_renders_without_errors_and_task_data_stays_text
         ("failures", "/failures/"),
         ("workers", "/workers/"),
         ("queues", "/queues/"),
+        ("advisor", "/advisor/"),
+        ("alerts", "/alerts/"),
     ]:
         response = page.goto(f"{asgi_server.url}{path}")
         assert response is not None and response.status == 200, path

@@ -1,5 +1,7 @@
 import pytest
 
+from tests.advisor.webhook import webhook  # noqa: F401 (a fixture)
+
 
 @pytest.fixture
 def client(client, django_user_model):

@@ -12,6 +12,7 @@ from typing import Any
 from celery import Celery
 from django.conf import settings
 
+from tasks_admin.collector.pollers.advisor import AdvisorPoller, AlertPoller
 from tasks_admin.collector.pollers.base import Lag, Poller
 from tasks_admin.collector.pollers.prune import DailyPrunePoller
 from tasks_admin.collector.pollers.queues import QueueDepthPoller
@@ -23,6 +24,8 @@ from tasks_admin.collector.pollers.workers import (
 )
 
 __all__ = [
+    "AdvisorPoller",
+    "AlertPoller",
     "DailyPrunePoller",
     "EnableEventsPoller",
     "InspectPoller",
@@ -68,6 +71,15 @@ def build_pollers(
             lag=lag,
         ),
     ]
+    if settings.CONSOLE_ADVISOR_INTERVAL > 0:
+        pollers.append(
+            AdvisorPoller(
+                interval=settings.CONSOLE_ADVISOR_INTERVAL,
+                broker_url=str(app.conf.broker_url or settings.CELERY_BROKER_URL),
+            )
+        )
+    if settings.CONSOLE_ALERT_INTERVAL > 0:
+        pollers.append(AlertPoller(interval=settings.CONSOLE_ALERT_INTERVAL))
     if settings.CONSOLE_RETENTION_DAYS > 0:
         pollers.append(DailyPrunePoller(retention_days=settings.CONSOLE_RETENTION_DAYS))
     return pollers

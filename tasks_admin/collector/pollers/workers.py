@@ -9,12 +9,13 @@ from typing import Any
 
 from celery import Celery
 from celery.app.defaults import SETTING_KEYS
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
 from tasks_admin.collector.normalize import clean_text
 from tasks_admin.collector.pollers.base import Lag, Poller
-from tasks_admin.models import WorkerRecord
+from tasks_admin.models import WorkerMemorySample, WorkerRecord, WorkerVanished
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,10 @@ class InspectPoller(Poller):
                 conf=conf.get(hostname),
                 reserved=reserved.get(hostname),
             )
+        # The advisor judges memory growth from a trend: keep each reply's peak RSS (the
+        # advisor poller prunes them, so only while it runs).
+        if settings.CONSOLE_ADVISOR_INTERVAL > 0:
+            record_memory_samples({host: stats[host] for host in hosts}, at=now)
         return True
 
     def _inspect(self, method: str, destination: list[str] | None) -> dict[str, Any]:
@@ -243,6 +248,7 @@ class WorkerLivenessPoller(Poller):
         # before judging, or every worker would flap offline (and its tasks look lost).
         super().__init__(interval=interval, first_delay=first_delay)
         self.lag = lag
+        self.started_at = timezone.now()
 
     def poll(self) -> bool:
         now = timezone.now()
@@ -251,22 +257,40 @@ class WorkerLivenessPoller(Poller):
         judged_at = now - dt.timedelta(seconds=self.lag() if self.lag else 0.0)
         marked = 0
         online = WorkerRecord.objects.filter(is_online=True).values_list(
-            "pk", "last_heartbeat_at", "first_seen_at", "heartbeat_freq"
+            "pk", "hostname", "last_heartbeat_at", "first_seen_at", "heartbeat_freq"
         )
-        for pk, last_heartbeat_at, first_seen_at, freq in online:
+        for pk, hostname, last_heartbeat_at, first_seen_at, freq in online:
             # A row made by inspect before any heartbeat counts from when it was made.
             since = last_heartbeat_at or first_seen_at
             expires_at = since + dt.timedelta(seconds=(freq or 2.0) * HEARTBEAT_EXPIRE_FACTOR)
             if judged_at < expires_at:
                 continue
             # Guarded on the heartbeat we read: one the writer stored meanwhile wins.
-            marked += WorkerRecord.objects.filter(
+            updated = WorkerRecord.objects.filter(
                 Q(last_heartbeat_at=last_heartbeat_at)
                 if last_heartbeat_at
                 else Q(last_heartbeat_at__isnull=True),
                 pk=pk,
                 is_online=True,
             ).update(is_online=False, offline_at=expires_at, updated_at=now)
+            # No worker-offline came: the advisor reports workers that die this way, if
+            # their heartbeats stopped while this collector listened (not while it was down).
+            if updated and last_heartbeat_at and last_heartbeat_at >= self.started_at:
+                WorkerVanished.objects.create(
+                    hostname=hostname, last_heartbeat_at=last_heartbeat_at, noticed_at=now
+                )
+            marked += updated
         if marked:
             log.info("marked %d workers offline after their heartbeats stopped", marked)
         return marked > 0
+
+
+def record_memory_samples(stats: dict[str, Any], *, at: dt.datetime) -> None:
+    """One WorkerMemorySample per ``inspect stats`` reply that reports rusage.maxrss (KiB)."""
+    samples = []
+    for hostname, reply in stats.items():
+        rusage = reply.get("rusage") if isinstance(reply, dict) else None
+        maxrss = rusage.get("maxrss") if isinstance(rusage, dict) else None
+        if isinstance(maxrss, int) and maxrss > 0:
+            samples.append(WorkerMemorySample(hostname=hostname, sampled_at=at, maxrss_kb=maxrss))
+    WorkerMemorySample.objects.bulk_create(samples)

@@ -1,0 +1,3 @@
+from tests.advisor.webhook import webhook
+
+__all__ = ["webhook"]
