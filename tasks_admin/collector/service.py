@@ -140,13 +140,18 @@ class Collector:
     def _ticker(tracker: ChangeTracker) -> Ticker | None:
         if settings.CONSOLE_LIVE_INTERVAL <= 0:
             return None
-        return Ticker(
-            tracker=tracker,
-            sender=Broadcaster(),
-            redis_url=settings.REDIS_URL,
-            interval=settings.CONSOLE_LIVE_INTERVAL,
-            slow_interval=settings.CONSOLE_LIVE_SLOW_INTERVAL,
-        )
+        try:
+            return Ticker(
+                tracker=tracker,
+                sender=Broadcaster(),
+                redis_url=settings.REDIS_URL,
+                interval=settings.CONSOLE_LIVE_INTERVAL,
+                slow_interval=settings.CONSOLE_LIVE_SLOW_INTERVAL,
+            )
+        except ValueError as exc:
+            # History matters more than live pages: collect without them, loudly.
+            log.error("live updates off: REDIS_URL is not usable (%s)", exc)
+            return None
 
     def _pollers(self) -> list[Poller]:
         return build_pollers(emit=self.emit, app=self.app, lag=self.buffer.backlog_seconds)

@@ -112,8 +112,9 @@ def write(cursor: Any, events: list[dict[str, Any]], now: dt.datetime) -> set[st
     )
     placeholders = ", ".join("%s::jsonb" if c == "loadavg" else "%s" for c in COLUMNS)
     cursor.executemany(
-        f"INSERT INTO tasks_admin_workerrecord ({_SELECT}, pool, queues, registered, stats, conf) "
-        f"VALUES ({placeholders}, '', '[]', '[]', '{{}}', '{{}}') "
+        f"INSERT INTO tasks_admin_workerrecord "
+        f"({_SELECT}, pool, queues, registered, stats, conf, reserved) "
+        f"VALUES ({placeholders}, '', '[]', '[]', '{{}}', '{{}}', '[]') "
         f"ON CONFLICT (hostname) DO UPDATE SET {updates}",
         values,
     )

@@ -8,14 +8,15 @@ from django.utils import timezone
 from tasks_admin.models import AdvisorFinding, AlertRule, QueueRecord
 from tasks_admin.roles import GROUP_NAMES, Role
 from tests.advisor.webhook import webhook  # noqa: F401 (a fixture)
-from tests.browser.test_pages import HOSTILE, SCREENSHOTS, browser  # noqa: F401
+from tests.browser.conftest import SCREENSHOTS
+from tests.browser.test_pages import HOSTILE
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_an_admin_runs_the_checks_and_sets_up_an_alert_with_a_test_notice(
     live_server,
-    browser,  # noqa: F811
+    browser,
     webhook,  # noqa: F811
     django_user_model,
     settings,
@@ -37,13 +38,14 @@ def test_an_admin_runs_the_checks_and_sets_up_an_alert_with_a_test_notice(
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
-    page.goto(f"{live_server.url}/login/")
+    # Straight to the advisor: this server (in-process, for the settings override) speaks
+    # no websockets, which the live pages (the dashboard) would open.
+    page.goto(f"{live_server.url}/login/?next=/advisor/")
     page.fill("input[name=username]", "root")
     page.fill("input[name=password]", "a-long-test-password")
     page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{live_server.url}/advisor/")
 
-    page.goto(f"{live_server.url}/advisor/")
     page.click("text=Run checks now")
     page.get_by_text("no consumer").first.wait_for()
     assert page.get_by_text(f"Queue {HOSTILE} has 3 message(s)").first.is_visible()

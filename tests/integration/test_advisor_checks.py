@@ -119,8 +119,13 @@ def start_collector(cluster: Cluster, *, queues: list[str]) -> Proc:
         CONSOLE_INSPECT_INTERVAL="2",
         CONSOLE_ALERT_INTERVAL="0",
         CONSOLE_QUEUES=",".join(queues),
-        # The broker's server, another database: only what the test sets up may share it.
-        REDIS_URL=cluster.broker_url.rsplit("/", 1)[0] + "/1",
+        # On a Redis broker's server, another database: only what the test sets up may share
+        # it. (The console's own Redis, for live updates, stays a Redis URL on RabbitMQ.)
+        **(
+            {"REDIS_URL": cluster.broker_url.rsplit("/", 1)[0] + "/1"}
+            if cluster.broker_url.startswith("redis")
+            else {}
+        ),
     )
 
 
