@@ -5,6 +5,7 @@ migration names must stay importable from this package.
 """
 
 from tasks_admin.models.audit import AuditEntry
+from tasks_admin.models.deadletters import DeadLetter
 from tasks_admin.models.history import (
     CollectorStatus,
     LogJSONField,
@@ -19,6 +20,7 @@ from tasks_admin.models.history import (
 __all__ = [
     "AuditEntry",
     "CollectorStatus",
+    "DeadLetter",
     "LogJSONField",
     "QueueRecord",
     "QueueSample",
