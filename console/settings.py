@@ -159,8 +159,9 @@ CONSOLE_DEADLETTER_INTERVAL = env_float("CONSOLE_DEADLETTER_INTERVAL", 1.0)
 # between its commit and its ack) is delivered again. Redis keeps such messages in a hash
 # of the collector's own, apart from the workers' unacked tasks.
 CONSOLE_DEADLETTER_VISIBILITY_TIMEOUT = env_float("CONSOLE_DEADLETTER_VISIBILITY_TIMEOUT", 60.0)
-# Argument names (kwargs, and parameters of positional args when known) whose values pages
-# and the API show as [redacted]. Stored values are untouched, so a replay stays faithful.
+# Argument names (keyword arguments, and dict keys at any depth inside arguments) whose
+# values pages and the API show as [redacted]. Stored values are untouched (replays stay
+# faithful).
 CONSOLE_REDACT_ARGS = env_list("CONSOLE_REDACT_ARGS", "")
 
 LOGGING = {

@@ -39,15 +39,14 @@ import json
 import logging
 from typing import Any
 
+# billiard ships with Celery. Terminated means "revoked with terminate=True".
+from billiard.einfo import ExceptionWithTraceback  # type: ignore[attr-defined]
+from billiard.exceptions import Terminated
 from celery import Celery, signals
 from celery.exceptions import Ignore, Reject, Retry, TimeLimitExceeded, WorkerLostError
 from celery.worker.request import Request
 from kombu import Queue
 from kombu.utils.encoding import safe_repr
-
-# billiard ships with Celery. Terminated means "revoked with terminate=True".
-from billiard.einfo import ExceptionWithTraceback
-from billiard.exceptions import Terminated
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +54,16 @@ DEFAULT_QUEUE = "celery.deadletter"
 FORMAT = "celery-console.deadletter/1"
 # Marks the hook's messages in a dead-letter queue (a RabbitMQ DLX queue holds raw tasks).
 MARKER_HEADER = "x-console-deadletter"
+# RabbitMQ's dead-lettering headers: kept in DeadLetter.x_death, never sent on replay.
+DEATH_HEADERS = (
+    "x-death",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-first-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+    "x-last-death-exchange",
+)
 DEFAULT_REQUEST = "celery.worker.request:Request"
 PROPERTY_KEYS = (
     "correlation_id",
@@ -165,7 +174,9 @@ class DeadLetterRequest(Request):
         return super().on_failure(exc_info, send_failed_event, return_ok)
 
     def reject(self, requeue: bool = False) -> Any:
-        if not requeue and not self.acknowledged and not self.__dict__.get("_deadlettered"):
+        # Also when already acknowledged (not acks_late): Reject(requeue=False) then drops
+        # the task without a trace, which is exactly what a dead letter is for.
+        if not requeue and not self.__dict__.get("_deadlettered"):
             self._dead_letter("rejected", self.__dict__.get("_deadletter_exc"))
         return super().reject(requeue=requeue)
 
@@ -177,21 +188,22 @@ class DeadLetterRequest(Request):
             exception = safe_repr(exc)
             exception_type = type(exc).__name__
             traceback = str(exc_info.traceback or "")
+        this: Any = self  # celery-types does not know Request's private attributes
         try:
             payload = build(
-                self._message,
+                this._message,
                 reason=reason,
-                hostname=self._hostname,
+                hostname=this._hostname,
                 exception=exception,
                 exception_type=exception_type,
                 traceback=traceback,
-                decoded=self._payload,
-                app=self._app,
+                decoded=this._payload,
+                app=this._app,
             )
         except Exception:
             log.exception("could not build the dead letter of %s[%s]", self.name, self.id)
             return
-        publish(self._app, payload)
+        publish(this._app, payload)
 
 
 def _unwrap(exc: Any) -> Any:

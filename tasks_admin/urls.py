@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tasks_admin.views import dashboard, failures, health, queues, tasks, workers
+from tasks_admin.views import dashboard, deadletters, failures, health, queues, tasks, workers
 
 app_name = "tasks_admin"
 
@@ -16,6 +16,12 @@ urlpatterns = [
     path("workers/<path:hostname>/", workers.worker_detail, name="worker"),
     path("queues/", queues.queue_list, name="queues"),
     path("healthz", health.healthz, name="healthz"),
+    path("deadletters/", deadletters.deadletter_list, name="deadletters"),
+    path("deadletters/<int:pk>/", deadletters.deadletter_detail, name="deadletter"),
+    path("deadletters/replay/", deadletters.deadletter_replay, name="deadletter-replay"),
+    path("deadletters/discard/", deadletters.deadletter_discard, name="deadletter-discard"),
+    # Not under tasks/: a task id may end in anything, "/retry/" included.
+    path("retry/", deadletters.task_retry, name="task-retry"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

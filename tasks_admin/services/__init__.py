@@ -15,6 +15,7 @@ from tasks_admin.services.base import (
     ActionUnavailable,
     perform,
 )
+from tasks_admin.services.replay import deadletter_discard, deadletter_replay, task_retry
 
 __all__ = [
     "ActionConflict",
@@ -24,5 +25,8 @@ __all__ = [
     "ActionRefused",
     "ActionResult",
     "ActionUnavailable",
+    "deadletter_discard",
+    "deadletter_replay",
     "perform",
+    "task_retry",
 ]
