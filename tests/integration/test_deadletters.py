@@ -1,5 +1,6 @@
 """Dead letters end to end: the worker hook, the collector's drain, retry and replay."""
 
+import contextlib
 import json
 import signal
 
@@ -45,11 +46,8 @@ def deadletter_env(cluster, monkeypatch):
     monkeypatch.setenv("CONSOLE_DEADLETTER_VISIBILITY_TIMEOUT", "2")
     yield name
     if cluster.broker_kind == "amqp":
-        with Connection(cluster.broker_url) as conn:
-            try:
-                conn.channel().queue_delete(name)
-            except Exception:  # never declared
-                pass
+        with Connection(cluster.broker_url) as conn, contextlib.suppress(Exception):
+            conn.channel().queue_delete(name)  # may never have been declared
 
 
 def start_worker(cluster) -> str:
@@ -180,10 +178,8 @@ def test_rabbitmq_dead_lettered_messages_are_drained_with_x_death_and_replayable
     finally:
         with Connection(cluster.broker_url) as conn:
             for name in (dlq, work):
-                try:
+                with contextlib.suppress(Exception):
                     conn.channel().queue_delete(name)
-                except Exception:
-                    pass
 
 
 def test_a_task_rejected_without_requeue_and_an_unknown_task_are_dead_lettered(
