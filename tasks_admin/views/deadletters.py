@@ -184,6 +184,8 @@ def _act(
         context = {"ok": True, "message": result.detail, "code": "ok", "data": result.data}
         status = 200
     context["links"] = _result_links(context.get("data") or {})
+    # htmx: the new state of each letter the action touched, swapped in out of band.
+    context["changed"] = _changed_letters(context.get("data") or {}) if is_htmx(request) else []
     context["title"] = title
     context["back"] = _safe_back(request)
     if is_htmx(request):
@@ -202,6 +204,13 @@ def _result_links(data: dict[str, Any]) -> list[tuple[str, str]]:
     for pk, task_id in (data.get("replayed") or {}).items():
         links.append((f"#{pk} → {task_id}", reverse("tasks_admin:task", args=[task_id])))
     return links
+
+
+def _changed_letters(data: dict[str, Any]) -> list[DeadLetter]:
+    ids = [*(data.get("replayed") or {}), *(data.get("discarded") or [])]
+    if data.get("dead_letter"):
+        ids.append(data["dead_letter"])
+    return list(DeadLetter.objects.filter(pk__in=[int(pk) for pk in ids]))
 
 
 def _safe_back(request: HttpRequest) -> str:
