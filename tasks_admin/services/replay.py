@@ -20,6 +20,7 @@ from celery import states
 from django.db import transaction
 from django.utils import timezone
 from kombu import Connection
+from kombu.exceptions import OperationalError
 from kombu.utils.encoding import safe_repr
 
 from tasks_admin.deadletter import DEATH_HEADERS
@@ -30,6 +31,7 @@ from tasks_admin.services.base import (
     ActionInvalid,
     ActionNotFound,
     ActionResult,
+    ActionUnavailable,
     perform,
 )
 
@@ -420,23 +422,34 @@ def _replay_letter(
             )
         # Published last, inside the transaction: a failed publish rolls the rows back.
         with _connection() as conn:
-            producer = conn.Producer()
             options: dict[str, Any] = {}
             if letter.priority is not None:
                 options["priority"] = letter.priority
-            producer.publish(
-                body,
-                content_type="application/json",
-                content_encoding="utf-8",
-                headers=headers,
-                exchange=exchange,
-                routing_key=routing_key,
-                correlation_id=new_id,
-                delivery_mode=2,
-                retry=True,
-                retry_policy=RETRY_POLICY,
-                **options,
+            errors: tuple[type[BaseException], ...] = (
+                OSError,
+                OperationalError,
+                *conn.connection_errors,
+                *conn.channel_errors,
             )
+            try:
+                conn.Producer().publish(
+                    body,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    headers=headers,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    correlation_id=new_id,
+                    delivery_mode=2,
+                    retry=True,
+                    retry_policy=RETRY_POLICY,
+                    **options,
+                )
+            except errors as exc:
+                raise ActionUnavailable(
+                    f"The broker did not take the message ({type(exc).__name__}: {exc}); "
+                    "nothing was published."
+                ) from exc
     return new_id, target
 
 

@@ -141,3 +141,17 @@ def test_a_captured_message_is_republished_with_retries_reset_and_chord_stripped
     ]
     letter.refresh_from_db()
     assert (letter.state, letter.replayed_as, letter.replayed_by) == ("replayed", new_id, "ada")
+
+
+def test_a_broker_that_does_not_answer_is_a_503_and_nothing_changes(monkeypatch):
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens
+    letter = factories.dead_letter()
+
+    with pytest.raises(services.ActionUnavailable, match="nothing was published") as error:
+        services.deadletter_replay(actor=OPERATOR, ids=[letter.pk])
+
+    assert error.value.status == 503
+    letter.refresh_from_db()
+    assert letter.state == "new"
+    assert not TaskRecord.objects.exists()
+    assert AuditEntry.objects.get(action="deadletter.replay").outcome == "failed"
