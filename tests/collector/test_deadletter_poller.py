@@ -208,3 +208,19 @@ def test_a_body_that_is_not_json_is_kept_as_a_note_and_never_decoded():
     )
     assert fields["body_complete"] is False
     assert "not JSON" in fields["body_repr"]
+
+
+def test_a_message_with_nul_characters_is_stored_shown_and_marked_not_replayable():
+    fields = parse(
+        b'[["a\\u0000b"], {}, {}]',
+        {"id": "t-3", "task": "demo.add", "x-death": []},
+        {"priority": 10**12},
+        {},
+        content_type="application/json",
+        content_encoding="utf-8",
+        queue="default.dlq",
+    )
+    assert store(fields) is True
+    letter = DeadLetter.objects.get(task_id="t-3")
+    assert (letter.args, letter.body_complete, letter.priority) == (["a\ufffdb"], False, None)
+    assert "NUL" in letter.body_repr

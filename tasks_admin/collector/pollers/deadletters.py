@@ -95,6 +95,11 @@ def _split_body(body: Any) -> tuple[list[Any], dict[str, Any], dict[str, Any], b
     return [], {}, {}, False
 
 
+def _priority(value: Any) -> int | None:
+    # AMQP priorities are 0-255; anything else is not a priority (and must not overflow).
+    return value if isinstance(value, int) and 0 <= value <= 255 else None
+
+
 def _text(value: Any, limit: int = 255) -> str:
     return str(value or "")[:limit]
 
@@ -149,7 +154,7 @@ def parse(
         exchange=_text(death.get("exchange", delivery_info.get("exchange"))),
         routing_key=_text(routing_keys[0] if routing_keys else delivery_info.get("routing_key")),
         queue=_text(death.get("queue") or headers.get("x-first-death-queue")),
-        priority=properties.get("priority"),
+        priority=_priority(properties.get("priority")),
         x_death=deaths,
         died_at=_moment(death.get("time")),
     )
@@ -188,7 +193,7 @@ def _from_hook(body: bytes) -> dict[str, Any]:
         "exchange": _text(message.get("exchange")),
         "routing_key": _text(message.get("routing_key")),
         "queue": _text(message.get("queue")),
-        "priority": priority if isinstance(priority, int) else None,
+        "priority": _priority(priority),
         "exception": str(letter.get("exception") or ""),
         "exception_type": _text(letter.get("exception_type")),
         "traceback": str(letter.get("traceback") or ""),
@@ -197,8 +202,35 @@ def _from_hook(body: bytes) -> dict[str, Any]:
     }
 
 
+def _without_nul(value: Any) -> tuple[Any, bool]:
+    """``value`` with NUL characters (which PostgreSQL text and jsonb refuse) replaced."""
+    if isinstance(value, str):
+        return (value.replace("\x00", "\ufffd"), True) if "\x00" in value else (value, False)
+    if isinstance(value, dict):
+        pairs = [(_without_nul(k), _without_nul(v)) for k, v in value.items()]
+        return {k: v for (k, _), (v, _) in pairs}, any(a or b for (_, a), (_, b) in pairs)
+    if isinstance(value, list):
+        items = [_without_nul(v) for v in value]
+        return [v for v, _ in items], any(changed for _, changed in items)
+    return value, False
+
+
+def storable(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` PostgreSQL can hold. A message whose values held NUL characters keeps
+    them as U+FFFD for display and is marked not replayable (no longer exact)."""
+    cleaned, changed = _without_nul(fields)
+    if changed:
+        cleaned["body_complete"] = False
+        cleaned["body_repr"] = (
+            "The message held NUL characters, which PostgreSQL cannot store; they are shown "
+            "as U+FFFD and the message cannot be replayed exactly."
+        )
+    return dict(cleaned)
+
+
 def store(fields: dict[str, Any]) -> bool:
     """Insert one dead letter and commit; False when its key was already stored."""
+    fields = storable(fields)
     with transaction.atomic():
         created = DeadLetter.objects.bulk_create([DeadLetter(**fields)], ignore_conflicts=True)
         # ignore_conflicts leaves pk unset for both outcomes; ask the table instead.
