@@ -182,12 +182,15 @@ def test_rabbitmq_dead_lettered_messages_are_drained_with_x_death_and_replayable
                     conn.channel().queue_delete(name)
 
 
-def test_a_task_rejected_without_requeue_and_an_unknown_task_are_dead_lettered(
+def test_rejected_unknown_and_retries_exhausted_tasks_are_dead_lettered_once(
     cluster, deadletter_env
 ):
     cluster.collector()
     start_worker(cluster)
     app = cluster.sender()
+    exhausted = app.send_task(
+        "demo.call_partner_api", ("/orders",), {"backoff": 0.05}, queue=cluster.queue
+    )
     rejected = app.send_task("demo.validate_order", ({"id": 7, "lines": []},), queue=cluster.queue)
     unknown = app.send_task("demo.no_such_task", (1,), {"x": [2]}, queue=cluster.queue)
 
@@ -202,3 +205,8 @@ def test_a_task_rejected_without_requeue_and_an_unknown_task_are_dead_lettered(
         {"x": [2]},
     )
     assert letter.exception == "NotRegistered('demo.no_such_task')"
+    wait_for(lambda: TaskRecord.objects.filter(task_id=exhausted.id, state="FAILURE").exists())
+    letter = wait_for(lambda: DeadLetter.objects.filter(task_id=exhausted.id).first())
+    assert "(attempt 3)" in letter.exception  # the last of max_retries=3, not a retry
+    assert letter.headers["retries"] == 3
+    assert DeadLetter.objects.filter(task_id=exhausted.id).count() == 1
