@@ -4,8 +4,11 @@ A replay publishes the captured body ``[args, kwargs, embed]`` byte for byte as 
 the original headers and routing, under a new task id: retries reset, no eta or expires,
 ``replay_of`` naming the original, chord membership (group, group_index, chord) stripped
 unless asked for (DESIGN.md, "Faithful retry and replay"). The new task's TaskRecord row
-(PENDING, ``replay_of`` set) is created in the same transaction that publishes, before the
-commit; the collector's writer keeps ``replay_of`` when the task's events arrive.
+(PENDING, ``replay_of`` set) and the letter's "replayed" mark are committed before the
+message is published, so the collector's writer finds the row (and keeps ``replay_of``)
+however soon the task's first event arrives; a publish the broker refuses takes both back.
+A process killed between that commit and the publish leaves a PENDING row whose message
+never left: the row says so (no events ever come), and the audit entry is missing.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def task_retry(
         )
         if letter is not None:
             new_id, where = _replay_letter(
-                letter, actor=actor, queue=target, keep_chord=keep_chord, mark=True
+                letter, actor=actor, queue=target, keep_chord=keep_chord, claim=False
             )
             return ActionResult(
                 detail=f"Retried {task.name or 'task'} {task_id} as {new_id} with its "
@@ -132,16 +135,18 @@ def deadletter_replay(
         if not found:
             raise ActionNotFound(f"No dead letter {_list(wanted)} exists.")
         for pk in sorted(found):
-            with transaction.atomic():
-                letter = DeadLetter.objects.select_for_update().get(pk=pk)
-                reason = _not_replayable(letter)
-                if reason:
-                    skipped[str(pk)] = reason
+            letter = DeadLetter.objects.get(pk=pk)
+            reason = _not_replayable(letter)
+            if not reason:
+                try:
+                    replayed[str(pk)], _ = _replay_letter(
+                        letter, actor=actor, queue=target, keep_chord=False, claim=True
+                    )
                     continue
-                new_id, _ = _replay_letter(
-                    letter, actor=actor, queue=target, keep_chord=False, mark=True
-                )
-                replayed[str(pk)] = new_id
+                except _AlreadyTaken:
+                    letter.refresh_from_db()
+                    reason = _not_replayable(letter) or "was taken by another replay"
+            skipped[str(pk)] = reason
         data = {"replayed": replayed, "skipped": skipped, "missing": missing}
         if not replayed:
             raise ActionConflict(
@@ -364,9 +369,13 @@ def _pending_row(
 
 
 def _replay_letter(
-    letter: DeadLetter, *, actor: Actor, queue: str | None, keep_chord: bool, mark: bool
+    letter: DeadLetter, *, actor: Actor, queue: str | None, keep_chord: bool, claim: bool
 ) -> tuple[str, str]:
-    """Publish ``letter``'s message as a new task; returns (new task id, where it went)."""
+    """Publish ``letter``'s message as a new task; returns (new task id, where it went).
+
+    A new letter is marked replayed first; with ``claim``, a letter no longer new raises
+    _AlreadyTaken (two people replaying it at once publish it once).
+    """
     if not letter.body_complete:
         raise ActionConflict(
             f"Dead letter #{letter.pk} has no JSON body to publish (its message used another "
@@ -403,6 +412,17 @@ def _replay_letter(
     if not routing_key:
         raise ActionConflict(f"Dead letter #{letter.pk} names no queue or routing key.")
     with transaction.atomic():
+        if claim or letter.state == DeadLetter.State.NEW:
+            # The claim: whoever turns the letter from new to replayed publishes it.
+            claimed = DeadLetter.objects.filter(pk=letter.pk, state=DeadLetter.State.NEW).update(
+                state=DeadLetter.State.REPLAYED,
+                replayed_as=new_id,
+                replayed_by=actor.username,
+                replayed_at=timezone.now(),
+                replay_queue=target,
+            )
+            if claim and not claimed:
+                raise _AlreadyTaken()
         _pending_row(
             new_id=new_id,
             name=letter.name,
@@ -412,45 +432,62 @@ def _replay_letter(
             kwargs=str(headers.get("kwargsrepr") or safe_repr(letter.kwargs)),
             root_id=str(headers.get("root_id") or new_id),
         )
-        if mark and letter.state == DeadLetter.State.NEW:
-            DeadLetter.objects.filter(pk=letter.pk).update(
-                state=DeadLetter.State.REPLAYED,
-                replayed_as=new_id,
-                replayed_by=actor.username,
-                replayed_at=timezone.now(),
-                replay_queue=target,
-            )
-        # Published last, inside the transaction: a failed publish rolls the rows back.
-        with _connection() as conn:
-            options: dict[str, Any] = {}
-            if letter.priority is not None:
-                options["priority"] = letter.priority
-            errors: tuple[type[BaseException], ...] = (
-                OSError,
-                OperationalError,
-                *conn.connection_errors,
-                *conn.channel_errors,
-            )
-            try:
-                conn.Producer().publish(
-                    body,
-                    content_type="application/json",
-                    content_encoding="utf-8",
-                    headers=headers,
-                    exchange=exchange,
-                    routing_key=routing_key,
-                    correlation_id=new_id,
-                    delivery_mode=2,
-                    retry=True,
-                    retry_policy=RETRY_POLICY,
-                    **options,
-                )
-            except errors as exc:
-                raise ActionUnavailable(
-                    f"The broker did not take the message ({type(exc).__name__}: {exc}); "
-                    "nothing was published."
-                ) from exc
+    # Committed before publishing: the collector's writer must find the row (and keep its
+    # replay_of) however fast the new task's first event arrives.
+    options: dict[str, Any] = {}
+    if letter.priority is not None:
+        options["priority"] = letter.priority
+    try:
+        _publish(
+            body,
+            content_type="application/json",
+            content_encoding="utf-8",
+            headers=headers,
+            exchange=exchange,
+            routing_key=routing_key,
+            correlation_id=new_id,
+            delivery_mode=2,
+            **options,
+        )
+    except ActionUnavailable:
+        _undo(new_id, letter_pk=letter.pk)
+        raise
     return new_id, target
+
+
+class _AlreadyTaken(Exception):
+    """Another replay claimed this dead letter first."""
+
+
+def _publish(body: str, **options: Any) -> None:
+    """Publish one message; ActionUnavailable when the broker does not take it."""
+    with _connection() as conn:
+        errors: tuple[type[BaseException], ...] = (
+            OSError,
+            OperationalError,
+            *conn.connection_errors,
+            *conn.channel_errors,
+        )
+        try:
+            conn.Producer().publish(body, retry=True, retry_policy=RETRY_POLICY, **options)
+        except errors as exc:
+            raise ActionUnavailable(
+                f"The broker did not take the message ({type(exc).__name__}: {exc}); "
+                "nothing was published."
+            ) from exc
+
+
+def _undo(new_id: str, *, letter_pk: int | None = None) -> None:
+    """Take back the rows of a replay whose message never left."""
+    TaskRecord.objects.filter(task_id=new_id, state=states.PENDING).delete()
+    if letter_pk is not None:
+        DeadLetter.objects.filter(pk=letter_pk, replayed_as=new_id).update(
+            state=DeadLetter.State.NEW,
+            replayed_as="",
+            replayed_by="",
+            replayed_at=None,
+            replay_queue="",
+        )
 
 
 def _publish_rebuilt(
@@ -460,17 +497,17 @@ def _publish_rebuilt(
     target = queue or task.queue or task.routing_key or ""
     if not task.name:
         raise ActionConflict(f"Task {task.task_id} has no recorded name to send.")
-    with transaction.atomic():
-        _pending_row(
-            new_id=new_id,
-            name=task.name,
-            replay_of=task.task_id,
-            queue=target,
-            args=task.args,
-            kwargs=task.kwargs,
-            root_id=new_id,
-        )
-        options: dict[str, Any] = {"queue": target} if target else {}
+    _pending_row(
+        new_id=new_id,
+        name=task.name,
+        replay_of=task.task_id,
+        queue=target,
+        args=task.args,
+        kwargs=task.kwargs,
+        root_id=new_id,
+    )
+    options: dict[str, Any] = {"queue": target} if target else {}
+    try:
         _app().send_task(
             task.name,
             args,
@@ -481,4 +518,10 @@ def _publish_rebuilt(
             retry_policy=RETRY_POLICY,
             **options,
         )
+    except (OSError, OperationalError) as exc:
+        _undo(new_id)
+        raise ActionUnavailable(
+            f"The broker did not take the message ({type(exc).__name__}: {exc}); "
+            "nothing was published."
+        ) from exc
     return new_id, target or "its default queue"

@@ -155,3 +155,20 @@ def test_a_broker_that_does_not_answer_is_a_503_and_nothing_changes(monkeypatch)
     assert letter.state == "new"
     assert not TaskRecord.objects.exists()
     assert AuditEntry.objects.get(action="deadletter.replay").outcome == "failed"
+
+
+def test_a_dead_letter_is_replayed_once_and_the_second_attempt_says_as_what():
+    queue = f"once-{factories.new_task_id()[:8]}"
+    letter = factories.dead_letter(queue=queue, routing_key=queue)
+    first = services.deadletter_replay(actor=OPERATOR, ids=[letter.pk])
+    new_id = first.data["replayed"][str(letter.pk)]
+
+    with pytest.raises(services.ActionConflict, match=f"already replayed as {new_id}"):
+        services.deadletter_replay(actor=OPERATOR, ids=[letter.pk, 999_999])
+
+    with Connection(BROKERS["redis"]) as conn:
+        simple = conn.SimpleQueue(queue, no_ack=True)
+        assert simple.get(timeout=2).headers["id"] == new_id
+        with pytest.raises(simple.Empty):
+            simple.get(timeout=0.5)
+    assert TaskRecord.objects.filter(replay_of=letter.task_id).count() == 1
