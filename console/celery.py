@@ -7,8 +7,13 @@ import os
 
 from celery import Celery
 
+from tasks_admin import deadletter
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
 app = Celery("console")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["demo"])
+# The demo stands for a monitored app: its workers dead-letter every task that dies, so the
+# console can retry it with its original arguments (README, "Dead letters").
+deadletter.install(app)

@@ -123,6 +123,9 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The queue the dead-letter hook (tasks_admin.deadletter, installed in console/celery.py for
+# the demo's tasks) publishes the original message of every task that dies to.
+CELERY_DEADLETTER_QUEUE = env_str("CELERY_DEADLETTER_QUEUE", "celery.deadletter")
 
 # --- The collector (python manage.py collect) ---
 # Events per database transaction, and how long a batch that is not full waits for more
@@ -155,6 +158,18 @@ CONSOLE_LIVE_INTERVAL = env_float("CONSOLE_LIVE_INTERVAL", 0.5)
 CONSOLE_LIVE_SLOW_INTERVAL = env_float("CONSOLE_LIVE_SLOW_INTERVAL", 10.0)
 # History older than this many days is pruned once a day by the collector (0: never).
 CONSOLE_RETENTION_DAYS = env_int("CONSOLE_RETENTION_DAYS", 30)
+# Dead-letter queues the collector drains into the dead letters page: the hook's queue and
+# any RabbitMQ queue bound to a dead-letter exchange (x-dead-letter-exchange).
+CONSOLE_DEADLETTER_QUEUES = env_list("CONSOLE_DEADLETTER_QUEUES", "celery.deadletter")
+CONSOLE_DEADLETTER_INTERVAL = env_float("CONSOLE_DEADLETTER_INTERVAL", 1.0)
+# Redis only: seconds before a dead letter taken but not acknowledged (the collector died
+# between its commit and its ack) is delivered again. Redis keeps such messages in a hash
+# of the collector's own, apart from the workers' unacked tasks.
+CONSOLE_DEADLETTER_VISIBILITY_TIMEOUT = env_float("CONSOLE_DEADLETTER_VISIBILITY_TIMEOUT", 60.0)
+# Argument names (keyword arguments, and dict keys at any depth inside arguments) whose
+# values pages and the API show as [redacted]. Stored values are untouched (replays stay
+# faithful).
+CONSOLE_REDACT_ARGS = env_list("CONSOLE_REDACT_ARGS", "")
 
 # --- The advisor and alerts (run by the collector) ---
 # Seconds between advisor runs (every check against the broker and history; 0: never).

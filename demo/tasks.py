@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Any
 
 from celery import Task, shared_task
+from celery.exceptions import Reject
 
 DEFAULT = "default"
 SLOW = "slow"
@@ -171,3 +172,34 @@ def send_reminder(user_id: int, *, message: str) -> dict[str, Any]:
 def refresh_cache(key: str) -> str:
     """Sent with an ``expires`` earlier than its countdown, so a worker revokes it unrun."""
     return f"refreshed {key}"
+
+
+# --- Dead letters: a task that dies on first delivery and works when replayed ---
+
+
+@shared_task(bind=True, name="demo.publish_catalog", queue=DEFAULT)
+def publish_catalog(
+    self: Task, catalog: dict[str, Any], *, fail_unless_replayed: bool = False
+) -> dict[str, Any]:
+    """Publish a big nested catalog to a partner; the result holds exactly what arrived.
+
+    With ``fail_unless_replayed`` the partner is "down" for the first delivery: the task
+    fails for good (no retries), its dead letter keeps the original message, and a replay
+    from the console (which sets the ``replay_of`` header) succeeds.
+    """
+    replay_of = getattr(self.request, "replay_of", None)
+    if fail_unless_replayed and not replay_of:
+        raise ConnectionRefusedError(f"catalog partner refused {len(json.dumps(catalog))} chars")
+    return {
+        "catalog": catalog,
+        "fail_unless_replayed": fail_unless_replayed,
+        "replay_of": replay_of,
+    }
+
+
+@shared_task(name="demo.validate_order", queue=DEFAULT)
+def validate_order(order: dict[str, Any]) -> dict[str, Any]:
+    """Reject (without requeue) an order with no lines: it is dropped, and dead-lettered."""
+    if not order.get("lines"):
+        raise Reject(f"order {order.get('id')} has no lines", requeue=False)
+    return {"id": order.get("id"), "lines": len(order["lines"])}

@@ -1,7 +1,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tasks_admin.views import advisor, alerts, dashboard, failures, health, queues, tasks, workers
+from tasks_admin.views import (
+    advisor,
+    alerts,
+    dashboard,
+    deadletters,
+    failures,
+    health,
+    queues,
+    tasks,
+    workers,
+)
 
 app_name = "tasks_admin"
 
@@ -23,6 +33,12 @@ urlpatterns = [
     path("alerts/rules/<int:rule_id>/delete/", alerts.alert_rule_delete, name="alert-rule-delete"),
     path("alerts/rules/<int:rule_id>/test/", alerts.alert_rule_test, name="alert-rule-test"),
     path("healthz", health.healthz, name="healthz"),
+    path("deadletters/", deadletters.deadletter_list, name="deadletters"),
+    path("deadletters/<int:pk>/", deadletters.deadletter_detail, name="deadletter"),
+    path("deadletters/replay/", deadletters.deadletter_replay, name="deadletter-replay"),
+    path("deadletters/discard/", deadletters.deadletter_discard, name="deadletter-discard"),
+    # Not under tasks/: a task id may end in anything, "/retry/" included.
+    path("retry/", deadletters.task_retry, name="task-retry"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -140,3 +140,41 @@ def heartbeat(
         "loadavg": [0.1, 0.2, 0.3],
         **fields,
     }
+
+
+def dead_letter(task_id: str | None = None, **fields: Any):
+    """A stored dead letter (tasks_admin.models.DeadLetter) as the collector writes it."""
+    from django.utils import timezone
+
+    from tasks_admin.models import DeadLetter
+
+    task_id = task_id or new_task_id()
+    values: dict[str, Any] = {
+        "message_key": uuidlib.uuid4().hex,
+        "source": "hook",
+        "reason": "failed",
+        "task_id": task_id,
+        "name": "demo.charge_card",
+        "args": [42, 1999],
+        "kwargs": {"payment_method": "pm_card_chargeDeclined"},
+        "embed": {"callbacks": None, "errbacks": None, "chain": None, "chord": None},
+        "headers": {
+            "id": task_id,
+            "task": "demo.charge_card",
+            "root_id": task_id,
+            "retries": 0,
+            "argsrepr": "(42, 1999)",
+            "kwargsrepr": "{'payment_method': 'pm_card_chargeDeclined'}",
+        },
+        "properties": {"correlation_id": task_id, "priority": 0},
+        "exchange": "",
+        "routing_key": "default",
+        "queue": "default",
+        "exception": "PaymentDeclinedError('card_declined')",
+        "exception_type": "PaymentDeclinedError",
+        "traceback": "Traceback (most recent call last):\nPaymentDeclinedError: card_declined",
+        "deadletter_queue": "celery.deadletter",
+        "received_at": timezone.now(),
+    }
+    values.update(fields)
+    return DeadLetter.objects.create(**values)

@@ -16,6 +16,7 @@ from tasks_admin.models.advisor import (
     WorkerVanished,
 )
 from tasks_admin.models.audit import AuditEntry
+from tasks_admin.models.deadletters import DeadLetter
 from tasks_admin.models.history import (
     CollectorStatus,
     LogJSONField,
@@ -36,6 +37,7 @@ __all__ = [
     "AlertState",
     "AuditEntry",
     "CollectorStatus",
+    "DeadLetter",
     "LogJSONField",
     "QueueRecord",
     "QueueSample",

@@ -12,7 +12,10 @@ from typing import Any
 from django.db import connection
 from django.db.models import F, QuerySet
 
-from tasks_admin.models import TaskEvent, TaskRecord
+from tasks_admin.models import DeadLetter, TaskEvent, TaskRecord
+from tasks_admin.redaction import redact_repr, redacted_names
+from tasks_admin.selectors.deadletters import deadletters_of_task
+from tasks_admin.services.replay import RETRYABLE_STATES
 
 TABLE = "tasks_admin_taskrecord"
 LINEAGE_CAP = 50
@@ -106,6 +109,12 @@ class TaskStory:
     timeline_capped: bool
     lineage: Lineage
     time_fields: list[tuple[str, dt.datetime | None]] = field(default_factory=list)
+    # The argument reprs as shown (CONSOLE_REDACT_ARGS applied); the row keeps the real ones.
+    args_shown: str = ""
+    kwargs_shown: str = ""
+    # Its dead letters (captured original messages), newest first; whether Retry applies.
+    deadletters: list[DeadLetter] = field(default_factory=list)
+    retryable: bool = False
 
 
 TIME_FIELDS = (
@@ -131,12 +140,17 @@ def task_story(task_id: str) -> TaskStory | None:
     if task is None:
         return None
     timeline, capped = _timeline(task_id)
+    names = redacted_names()
     return TaskStory(
         task=task,
         timeline=timeline,
         timeline_capped=capped,
         lineage=_lineage(task),
         time_fields=[(label, getattr(task, column)) for label, column in TIME_FIELDS],
+        args_shown=redact_repr(task.args, names),
+        kwargs_shown=redact_repr(task.kwargs, names),
+        deadletters=deadletters_of_task(task_id),
+        retryable=task.state in RETRYABLE_STATES,
     )
 
 
@@ -153,6 +167,7 @@ def _timeline(task_id: str) -> tuple[list[TimelineEntry], bool]:
     capped = len(events) > EVENT_CAP
     events = events[:EVENT_CAP]
     start = events[0][1] if events else None
+    names = redacted_names()
     entries = []
     for type_, event_at, hostname, fields_text in events:
         fields = json.loads(fields_text) if fields_text else {}
@@ -161,13 +176,18 @@ def _timeline(task_id: str) -> tuple[list[TimelineEntry], bool]:
         keys = [k for k in EVENT_FIELD_ORDER if k in fields]
         keys += sorted(k for k in fields if k not in EVENT_FIELD_ORDER)
         shown = [
-            (key, _field_text(fields[key]))
+            (key, _shown(key, fields[key], names))
             for key in keys
             if key not in EVENT_FIELD_HIDDEN and fields[key] not in (None, "")
         ]
         offset = (event_at - start).total_seconds() if start else 0.0
         entries.append(TimelineEntry(type_, event_at, hostname, offset, shown))
     return entries, capped
+
+
+def _shown(key: str, value: Any, names: frozenset[str]) -> str:
+    text = _field_text(value)
+    return redact_repr(text, names) if key in ("args", "kwargs") else text
 
 
 def _field_text(value: Any) -> str:

@@ -23,6 +23,7 @@ from tasks_admin.services.base import (
     ActionUnavailable,
     perform,
 )
+from tasks_admin.services.replay import deadletter_discard, deadletter_replay, task_retry
 
 __all__ = [
     "ActionConflict",
@@ -38,5 +39,8 @@ __all__ = [
     "alert_rule_delete",
     "alert_rule_update",
     "alert_test_send",
+    "deadletter_discard",
+    "deadletter_replay",
     "perform",
+    "task_retry",
 ]

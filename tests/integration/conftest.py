@@ -177,15 +177,32 @@ class Cluster:
                         channel = conn.channel()
 
 
+def _use_broker(monkeypatch, broker: str) -> None:
+    # Celery's conf.broker_url prefers the CELERY_BROKER_URL environment variable to the
+    # app's own setting (even Celery(broker=...)), so this process must name the cluster's
+    # broker there too, or its senders and services publish to another broker.
+    monkeypatch.setenv("CELERY_BROKER_URL", BROKERS[broker])
+
+
 @pytest.fixture(params=sorted(BROKERS))
-def cluster(request, tmp_path, transactional_db) -> Iterator[Cluster]:
+def cluster(request, tmp_path, transactional_db, monkeypatch) -> Iterator[Cluster]:
+    _use_broker(monkeypatch, request.param)
     cluster = Cluster(request.param, tmp_path)
     yield cluster
     cluster.stop_all()
 
 
 @pytest.fixture
-def redis_cluster(tmp_path, transactional_db) -> Iterator[Cluster]:
+def redis_cluster(tmp_path, transactional_db, monkeypatch) -> Iterator[Cluster]:
+    _use_broker(monkeypatch, "redis")
     cluster = Cluster("redis", tmp_path)
+    yield cluster
+    cluster.stop_all()
+
+
+@pytest.fixture
+def amqp_cluster(tmp_path, transactional_db, monkeypatch) -> Iterator[Cluster]:
+    _use_broker(monkeypatch, "amqp")
+    cluster = Cluster("amqp", tmp_path)
     yield cluster
     cluster.stop_all()

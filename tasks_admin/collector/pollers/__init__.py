@@ -14,6 +14,7 @@ from django.conf import settings
 
 from tasks_admin.collector.pollers.advisor import AdvisorPoller, AlertPoller
 from tasks_admin.collector.pollers.base import Lag, Poller
+from tasks_admin.collector.pollers.deadletters import DeadLetterPoller
 from tasks_admin.collector.pollers.prune import DailyPrunePoller
 from tasks_admin.collector.pollers.queues import QueueDepthPoller
 from tasks_admin.collector.pollers.reconcile import ReconcilePoller
@@ -27,6 +28,7 @@ __all__ = [
     "AdvisorPoller",
     "AlertPoller",
     "DailyPrunePoller",
+    "DeadLetterPoller",
     "EnableEventsPoller",
     "InspectPoller",
     "Lag",
@@ -80,6 +82,16 @@ def build_pollers(
         )
     if settings.CONSOLE_ALERT_INTERVAL > 0:
         pollers.append(AlertPoller(interval=settings.CONSOLE_ALERT_INTERVAL))
+    if settings.CONSOLE_DEADLETTER_QUEUES:
+        pollers.append(
+            DeadLetterPoller(
+                broker_url=app.conf.broker_url,
+                queues=settings.CONSOLE_DEADLETTER_QUEUES,
+                interval=settings.CONSOLE_DEADLETTER_INTERVAL,
+                visibility_timeout=settings.CONSOLE_DEADLETTER_VISIBILITY_TIMEOUT,
+                transport_options=app.conf.broker_transport_options or {},
+            )
+        )
     if settings.CONSOLE_RETENTION_DAYS > 0:
         pollers.append(DailyPrunePoller(retention_days=settings.CONSOLE_RETENTION_DAYS))
     return pollers
