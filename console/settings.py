@@ -148,6 +148,9 @@ CONSOLE_EVENT_QUEUE_MAX_LENGTH = env_int("CONSOLE_EVENT_QUEUE_MAX_LENGTH", 5_000
 CONSOLE_MAX_FIELD_CHARS = env_int("CONSOLE_MAX_FIELD_CHARS", 65536)
 # History older than this many days is pruned once a day by the collector (0: never).
 CONSOLE_RETENTION_DAYS = env_int("CONSOLE_RETENTION_DAYS", 30)
+# --- Actions ---
+# The most tasks one bulk revoke or retry may touch; a filter matching more is refused.
+CONSOLE_BULK_MAX = env_int("CONSOLE_BULK_MAX", 1000)
 
 LOGGING = {
     "version": 1,

@@ -15,6 +15,9 @@ from tasks_admin.services.base import (
     ActionUnavailable,
     perform,
 )
+from tasks_admin.services.queues import queue_purge
+from tasks_admin.services.tasks import task_revoke, task_terminate, tasks_bulk
+from tasks_admin.services.workers import worker_control
 
 __all__ = [
     "ActionConflict",
@@ -25,4 +28,9 @@ __all__ = [
     "ActionResult",
     "ActionUnavailable",
     "perform",
+    "queue_purge",
+    "task_revoke",
+    "task_terminate",
+    "tasks_bulk",
+    "worker_control",
 ]
