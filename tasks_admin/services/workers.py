@@ -88,7 +88,8 @@ def _rate(name: str, value: Any) -> str:
             f"{name} {text!r} is not a rate: use a number of tasks per second, minute or hour "
             "such as 10/s, 100/m or 1000/h (0 or empty turns the limit off)."
         )
-    return text or "0"
+    # "" is how Celery's worker is told to drop the limit (it answers "disabled").
+    return "" if text in ("", "0") else text
 
 
 # Each command and its arguments, in the order Celery's worker takes them.

@@ -10,6 +10,7 @@ from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_GET
 
 from tasks_admin.models import AuditEntry
 from tasks_admin.roles import ACTION_ROLES
@@ -93,6 +94,7 @@ class AuditForm(forms.Form):
         ]
 
 
+@require_GET
 def audit_list(request: HttpRequest) -> HttpResponse:
     form = AuditForm(request.GET, now=timezone.now())
     valid = form.is_valid()

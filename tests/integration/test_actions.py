@@ -1,6 +1,7 @@
 """Actions against real brokers and real Celery workers, on Redis and on RabbitMQ:
 revoke, terminate, bulk revoke, purge and worker control, through the services."""
 
+import re
 import socket
 import sys
 import time
@@ -239,3 +240,72 @@ def test_shutdown_stops_the_worker(brokered, admin):
 
     assert "Shutdown sent" in result.detail
     wait_for(lambda: proc.popen.poll() is not None, 30)
+
+
+@pytest.fixture
+def admin_client(admin):
+    from django.test import Client
+
+    admin.user.is_superuser = True
+    admin.user.save()
+    client = Client()
+    client.force_login(admin.user)
+    return client
+
+
+HTMX = {"HX-Request": "true"}
+
+
+def test_bulk_revoke_through_the_page_shows_progress_until_done(brokered, admin_client):
+    brokered.collector("--no-pollers")
+    worker(brokered, "holder", f"other-{brokered.suffix}")
+    declare(brokered, brokered.queue)
+    sender = brokered.sender()
+    sent = [sender.send_task("demo.add", (i, 2), queue=brokered.queue) for i in range(4)]
+    for result in sent:
+        seen(result.id, states.PENDING)
+    form = {"action": "revoke", "queue": brokered.queue, "state": "PENDING"}
+
+    count = admin_client.post("/actions/tasks/bulk/", {**form, "step": "count"}, headers=HTMX)
+    assert "Revoke 4 tasks" in count.content.decode()
+    started = admin_client.post("/actions/tasks/bulk/", {**form, "step": "run"}, headers=HTMX)
+
+    body = started.content.decode()
+    run_id = int(re.search(r'id="bulk-run-(\d+)"', body)[1])
+    assert "<progress" in body and "of 4" in body
+    run = wait_for(lambda: BulkRun.objects.filter(pk=run_id).exclude(status="running").first(), 30)
+    assert (run.status, run.done, run.succeeded) == ("succeeded", 4, 4)
+    final = admin_client.get(f"/actions/bulk/{run_id}/", headers=HTMX).content.decode()
+    assert "4 of 4" in final and "Revoked 4 tasks." in final and "hx-trigger" not in final
+    worker(brokered, "late", brokered.queue, mingle=True)
+    for result in sent:
+        seen(result.id, states.REVOKED)
+
+
+def test_purge_and_worker_control_through_the_pages_show_the_outcome(brokered, admin_client):
+    from tasks_admin.models import WorkerRecord
+
+    brokered.collector("--no-pollers")
+    _, hostname = worker(brokered, "ctl", f"other-{brokered.suffix}")
+    wait_for(lambda: WorkerRecord.objects.filter(hostname=hostname).exists())
+    declare(brokered, brokered.queue)
+    sender = brokered.sender()
+    for i in range(3):
+        sender.send_task("demo.add", (i, 3), queue=brokered.queue)
+
+    purged = admin_client.post(
+        "/actions/queues/purge/",
+        {"queue": brokered.queue, "confirm": brokered.queue},
+        headers=HTMX,
+    )
+    controlled = admin_client.post(
+        "/actions/workers/control/",
+        {"hostname": hostname, "command": "rate_limit", "task_name": "demo.add", "rate_limit": ""},
+        follow=True,
+    )
+
+    assert purged.status_code == 200
+    assert f"Purged 3 messages from queue {brokered.queue}." in purged.content.decode()
+    assert [status for _, status in controlled.redirect_chain] == [302]
+    assert controlled.redirect_chain[0][0].endswith(f"/workers/{hostname}/")
+    assert f"{hostname}: rate limit disabled successfully" in controlled.content.decode()
