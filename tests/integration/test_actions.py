@@ -309,3 +309,15 @@ def test_purge_and_worker_control_through_the_pages_show_the_outcome(brokered, a
     assert [status for _, status in controlled.redirect_chain] == [302]
     assert controlled.redirect_chain[0][0].endswith(f"/workers/{hostname}/")
     assert f"{hostname}: rate limit disabled successfully" in controlled.content.decode()
+
+
+def test_a_revoke_no_worker_acknowledges_is_reported_as_not_done(brokered, admin):
+    brokered.collector("--no-pollers")
+    sent = brokered.sender().send_task("demo.add", (1, 2), queue=brokered.queue)
+    seen(sent.id, states.PENDING)
+
+    with pytest.raises(services.ActionUnavailable, match="No worker answered the revoke"):
+        services.task_revoke(actor=admin, task_id=sent.id)
+
+    entry = AuditEntry.objects.get(action="task.revoke")
+    assert (entry.outcome, entry.targets) == ("failed", [sent.id])
