@@ -1,5 +1,7 @@
 """Progress of the long-running actions: one row per bulk revoke or retry."""
 
+import datetime as dt
+
 from django.db import models
 from django.utils import timezone
 
@@ -43,3 +45,9 @@ class BulkRun(models.Model):
     @property
     def running(self) -> bool:
         return self.status == self.Status.RUNNING
+
+    @property
+    def stalled(self) -> bool:
+        """Running, but not updated for a minute: the process running it may have stopped
+        (a chunk takes about a second)."""
+        return self.running and timezone.now() - self.updated_at > dt.timedelta(minutes=1)

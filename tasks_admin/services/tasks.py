@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from celery import states
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from tasks_admin.collector.merge import LOST
@@ -174,12 +174,14 @@ def tasks_bulk(
                 bulk.detail,
                 {"run_id": bulk.pk, "count": len(ids), "status": bulk.status, "ids": ids},
             )
-        threading.Thread(
+        thread = threading.Thread(
             target=_bulk_in_thread,
             args=(bulk.pk, actor, action, ids),
             name=f"bulk-{bulk.pk}",
             daemon=True,
-        ).start()
+        )
+        # The thread reads the row on its own connection: only once it is committed.
+        transaction.on_commit(thread.start)
         return ActionResult(
             f"Bulk {action} of {len(ids):,} tasks started (run {bulk.pk}).",
             {"run_id": bulk.pk, "count": len(ids), "status": bulk.status, "ids": ids},

@@ -340,3 +340,15 @@ def test_a_bulk_run_page_shows_progress(admin):
     assert 'http-equiv="refresh"' in page
     assert f'hx-get="/actions/bulk/{run.pk}/" hx-trigger="every 1s"' in fragment
     assert "100 of 200" in text_of(fragment, f"bulk-run-{run.pk}")
+
+
+def test_a_bulk_run_that_stopped_moving_says_so(admin):
+    from tasks_admin.models import BulkRun
+
+    run = BulkRun.objects.create(
+        action="revoke", total=10, done=3, updated_at=timezone.now() - dt.timedelta(minutes=2)
+    )
+
+    body = admin.get(f"/actions/bulk/{run.pk}/", headers=HTMX).content.decode()
+
+    assert "No progress for over a minute" in body
