@@ -45,7 +45,8 @@ logger = logging.getLogger(__name__)
 FINAL_STATES = frozenset({states.SUCCESS, states.FAILURE, states.REVOKED, states.REJECTED})
 # The states each bulk action applies to (intersected with the filter's own states).
 BULK_STATES: dict[str, tuple[str, ...]] = {
-    "revoke": (states.PENDING, states.RECEIVED, states.RETRY, states.STARTED),
+    # Not STARTED: a revoke does not stop a running task (terminate does, one by one).
+    "revoke": (states.PENDING, states.RECEIVED, states.RETRY),
     "retry": (states.FAILURE, states.REVOKED, LOST),
 }
 # Signals a terminate may send (names as the worker's ``signal`` module spells them).
@@ -135,10 +136,10 @@ def tasks_bulk(
     runs is exactly what the dry run counted. ``query`` is the list's query string, kept on
     the run and in the audit entry.
     """
-    limit = _bulk_cap(cap)
-    params = {"action": action, "query": query, "dry_run": dry_run, "cap": limit}
+    params = {"action": action, "query": query, "dry_run": dry_run, "cap": cap}
 
     def run() -> ActionResult:
+        limit = _bulk_cap(cap)
         if action not in BULK_STATES:
             raise ActionInvalid(f"Unknown bulk action {action!r}: use revoke or retry.")
         retry = _task_retry() if action == "retry" else None

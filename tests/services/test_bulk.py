@@ -94,7 +94,7 @@ def test_a_dry_run_counts_up_to_the_cap_and_acts_on_nothing(settings):
 def test_nothing_matching_is_refused_with_the_reason():
     task("done", "SUCCESS")
 
-    with pytest.raises(services.ActionInvalid, match="No task in PENDING/RECEIVED/RETRY/STARTED"):
+    with pytest.raises(services.ActionInvalid, match="No task in PENDING/RECEIVED/RETRY"):
         services.tasks_bulk(actor=ADMIN, action="revoke", filters=TaskFilters())
 
 
