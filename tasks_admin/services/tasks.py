@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from celery import states
 from django.conf import settings
@@ -119,15 +119,16 @@ def task_terminate(*, actor: Actor, task_id: str, signal: str = "SIGTERM") -> Ac
 def tasks_bulk(
     *,
     actor: Actor,
-    action: Literal["revoke", "retry"],
+    action: str,
     filters: TaskFilters,
     dry_run: bool = False,
     cap: int | None = None,
     query: str = "",
     wait: bool = True,
 ) -> ActionResult:
-    """Revoke or retry every task the task list shows for ``filters`` (in the states the
-    action applies to, BULK_STATES), at most ``cap`` (never above settings.CONSOLE_BULK_MAX).
+    """Revoke or retry (``action``: "revoke" or "retry", else ActionInvalid) every task the
+    task list shows for ``filters``, in the states the action applies to (BULK_STATES), at
+    most ``cap`` (never above settings.CONSOLE_BULK_MAX).
 
     ``dry_run`` only counts (``data["count"]``, capped at cap + 1). Otherwise a BulkRun row
     (``data["run_id"]``) is updated after every chunk of BULK_CHUNK tasks; with

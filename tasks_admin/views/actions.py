@@ -150,7 +150,7 @@ def tasks_bulk(request: HttpRequest) -> HttpResponse:
     try:
         result = services.tasks_bulk(
             actor=actor,
-            action=action,  # type: ignore[arg-type]  # the service validates it
+            action=action,
             filters=filters,
             dry_run=step != "run",
             query=query,
