@@ -154,6 +154,9 @@ class Cluster:
 
         app = Celery(f"sender-{self.suffix}", broker=self.broker_url)
         app.conf.update(
+            # Celery prefers CELERY_BROKER_URL from the environment to broker_url; the write
+            # URL setting wins over it, so the sender publishes to this cluster's broker.
+            broker_write_url=self.broker_url,
             task_serializer="json",
             accept_content=["json"],
             task_send_sent_event=True,
