@@ -1,7 +1,9 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tasks_admin.views import actions, audit, dashboard, failures, health, queues, tasks, workers
+from tasks_admin.views import actions as action_views
+from tasks_admin.views import audit as audit_views
+from tasks_admin.views import dashboard, failures, health, queues, tasks, workers
 
 app_name = "tasks_admin"
 
@@ -19,11 +21,13 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Actions: POST only, under their own prefix (tasks/<path:>/ would swallow a suffix).
-    path("actions/tasks/revoke/<path:task_id>", actions.task_revoke, name="task-revoke"),
-    path("actions/tasks/terminate/<path:task_id>", actions.task_terminate, name="task-terminate"),
-    path("actions/tasks/bulk/", actions.tasks_bulk, name="tasks-bulk"),
-    path("actions/bulk/<int:run_id>/", actions.bulk_run, name="bulk-run"),
-    path("actions/queues/purge/", actions.queue_purge, name="queue-purge"),
-    path("actions/workers/control/", actions.worker_control, name="worker-control"),
-    path("audit/", audit.audit_list, name="audit"),
+    path("actions/tasks/revoke/<path:task_id>", action_views.task_revoke, name="task-revoke"),
+    path(
+        "actions/tasks/terminate/<path:task_id>", action_views.task_terminate, name="task-terminate"
+    ),
+    path("actions/tasks/bulk/", action_views.tasks_bulk, name="tasks-bulk"),
+    path("actions/bulk/<int:run_id>/", action_views.bulk_run, name="bulk-run"),
+    path("actions/queues/purge/", action_views.queue_purge, name="queue-purge"),
+    path("actions/workers/control/", action_views.worker_control, name="worker-control"),
+    path("audit/", audit_views.audit_list, name="audit"),
 ]
