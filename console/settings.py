@@ -193,6 +193,9 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "celery-console@localhost")
 # The collector sends alert email from its main loop: a mail server that hangs must not.
 EMAIL_TIMEOUT = 10
+# --- Actions ---
+# The most tasks one bulk revoke or retry may touch; a filter matching more is refused.
+CONSOLE_BULK_MAX = env_int("CONSOLE_BULK_MAX", 1000)
 
 LOGGING = {
     "version": 1,

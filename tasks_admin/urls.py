@@ -12,6 +12,8 @@ from tasks_admin.views import (
     tasks,
     workers,
 )
+from tasks_admin.views import actions as action_views
+from tasks_admin.views import audit as audit_views
 
 app_name = "tasks_admin"
 
@@ -41,4 +43,14 @@ urlpatterns = [
     path("retry/", deadletters.task_retry, name="task-retry"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Actions: POST only, under their own prefix (tasks/<path:>/ would swallow a suffix).
+    path("actions/tasks/revoke/<path:task_id>", action_views.task_revoke, name="task-revoke"),
+    path(
+        "actions/tasks/terminate/<path:task_id>", action_views.task_terminate, name="task-terminate"
+    ),
+    path("actions/tasks/bulk/", action_views.tasks_bulk, name="tasks-bulk"),
+    path("actions/bulk/<int:run_id>/", action_views.bulk_run, name="bulk-run"),
+    path("actions/queues/purge/", action_views.queue_purge, name="queue-purge"),
+    path("actions/workers/control/", action_views.worker_control, name="worker-control"),
+    path("audit/", audit_views.audit_list, name="audit"),
 ]

@@ -15,6 +15,7 @@ from tasks_admin.models.advisor import (
     WorkerMemorySample,
     WorkerVanished,
 )
+from tasks_admin.models.actions import BulkRun
 from tasks_admin.models.audit import AuditEntry
 from tasks_admin.models.deadletters import DeadLetter
 from tasks_admin.models.history import (
@@ -36,6 +37,7 @@ __all__ = [
     "AlertRule",
     "AlertState",
     "AuditEntry",
+    "BulkRun",
     "CollectorStatus",
     "DeadLetter",
     "LogJSONField",

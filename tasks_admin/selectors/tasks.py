@@ -589,3 +589,41 @@ def filter_choices(now: dt.datetime | None = None) -> FilterChoices:
     workers = WorkerRecord.objects.order_by("hostname").values_list("hostname", flat=True)[:200]
     queues = QueueRecord.objects.order_by("name").values_list("name", flat=True)[:200]
     return FilterChoices(list(names), list(workers), list(queues))
+
+
+def matching_task_ids(
+    filters: TaskFilters,
+    *,
+    only_states: tuple[str, ...] | None = None,
+    limit: int,
+    now: dt.datetime | None = None,
+) -> list[str]:
+    """The ids of the tasks the list shows for ``filters`` (every page of it), newest first,
+    at most ``limit``: what a bulk action acts on, so the same query means the same set.
+
+    ``only_states`` narrows to the states an action applies to (intersected with the
+    filter's own states). Windowed modes read the same bounded window the list reads.
+    """
+    now = now or timezone.now()
+    if only_states is not None:
+        wanted = [s for s in (filters.states or only_states) if s in only_states]
+        if not wanted:
+            return []
+        filters = replace(filters, states=tuple(wanted))
+    mode = search_mode(filters)
+    filters = effective_filters(filters, mode, now)
+    if mode == "id":
+        found = TaskRecord.objects.filter(pk=filters.search)
+        if only_states is not None:
+            found = found.filter(state__in=filters.states)
+        return list(found.values_list("task_id", flat=True)[:limit])
+    if mode == "list":
+        sql, params = _source(filters, _Sql(), "task_id, first_seen_at", RECEIVED_ORDER, limit)
+    else:
+        window_sql, window_params, match = _window(filters, mode)
+        order = SORT_ORDER[filters.sort][1]
+        sql = f"SELECT task_id FROM ({window_sql}) AS w {match.where()} ORDER BY {order} LIMIT %s"
+        params = [*window_params, *match.params, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]

@@ -24,6 +24,9 @@ from tasks_admin.services.base import (
     perform,
 )
 from tasks_admin.services.replay import deadletter_discard, deadletter_replay, task_retry
+from tasks_admin.services.queues import queue_purge
+from tasks_admin.services.tasks import task_revoke, task_terminate, tasks_bulk
+from tasks_admin.services.workers import worker_control
 
 __all__ = [
     "ActionConflict",
@@ -43,4 +46,9 @@ __all__ = [
     "deadletter_replay",
     "perform",
     "task_retry",
+    "queue_purge",
+    "task_revoke",
+    "task_terminate",
+    "tasks_bulk",
+    "worker_control",
 ]

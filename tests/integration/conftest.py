@@ -155,6 +155,9 @@ class Cluster:
         # Not the current app: shared tasks (the demo's) must keep resolving to console's.
         app = Celery(f"sender-{self.suffix}", broker=self.broker_url, set_as_current=False)
         app.conf.update(
+            # Celery prefers CELERY_BROKER_URL from the environment to broker_url; the write
+            # URL setting wins over it, so the sender publishes to this cluster's broker.
+            broker_write_url=self.broker_url,
             task_serializer="json",
             accept_content=["json"],
             task_send_sent_event=True,
