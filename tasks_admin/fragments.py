@@ -89,7 +89,8 @@ def task(task_id: str) -> str:
     if story is None:
         return ""
     context = {"story": story, "task": story.task, "lineage": story.lineage}
-    return f'<div id="task-body">{_render(("task_body.html",), context)}</div>'
+    head = _render(("task_head.html",), context)
+    return f'{head}<div id="task-body">{_render(("task_body.html",), context)}</div>'
 
 
 def task_row(task: TaskRecord) -> str:

@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from tasks_admin.views import actions as action_views
 from tasks_admin.views import (
     advisor,
     alerts,
@@ -12,7 +13,6 @@ from tasks_admin.views import (
     tasks,
     workers,
 )
-from tasks_admin.views import actions as action_views
 from tasks_admin.views import audit as audit_views
 
 app_name = "tasks_admin"
@@ -22,6 +22,8 @@ urlpatterns = [
     path("tasks/", tasks.task_list, name="tasks"),
     # <path:>: task ids and hostnames are arbitrary strings and may contain "/".
     path("tasks/<path:task_id>/", tasks.task_detail, name="task"),
+    # The id in the query: a task id may end in anything, "/controls/" included.
+    path("task-controls/", tasks.task_controls, name="task-controls"),
     path("failures/", failures.failure_list, name="failures"),
     path("workers/", workers.worker_list, name="workers"),
     # path, not str: a hostname is whatever the worker says (-n), "/" included.

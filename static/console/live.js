@@ -17,6 +17,15 @@
       : "Live updates are paused; the page shows what it last received.";
   }
 
+  // A pushed task head with a new state: the user's controls (revoke, terminate, retry)
+  // depend on it and on the user's role, so ask the server for them again.
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    const head = event.target; // the element swapped in
+    const controls = document.getElementById("task-controls");
+    if (!controls || !head || head.id !== "task-head") return;
+    if (head.dataset.state !== controls.dataset.state) htmx.trigger(document.body, "task-state-changed");
+  });
+
   document.addEventListener("htmx:wsConnecting", function () { show("connecting", "Connecting…"); });
   document.addEventListener("htmx:wsOpen", function () { show("live", "Live"); });
   document.addEventListener("htmx:wsClose", function (event) {

@@ -4,6 +4,7 @@ Migrations refer to ``tasks_admin.models.<name>`` (LogJSONField), so everything 
 migration names must stay importable from this package.
 """
 
+from tasks_admin.models.actions import BulkRun
 from tasks_admin.models.advisor import (
     SEVERITY_RANK,
     AdvisorFinding,
@@ -15,7 +16,6 @@ from tasks_admin.models.advisor import (
     WorkerMemorySample,
     WorkerVanished,
 )
-from tasks_admin.models.actions import BulkRun
 from tasks_admin.models.audit import AuditEntry
 from tasks_admin.models.deadletters import DeadLetter
 from tasks_admin.models.history import (

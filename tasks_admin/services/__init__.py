@@ -23,8 +23,8 @@ from tasks_admin.services.base import (
     ActionUnavailable,
     perform,
 )
-from tasks_admin.services.replay import deadletter_discard, deadletter_replay, task_retry
 from tasks_admin.services.queues import queue_purge
+from tasks_admin.services.replay import deadletter_discard, deadletter_replay, task_retry
 from tasks_admin.services.tasks import task_revoke, task_terminate, tasks_bulk
 from tasks_admin.services.workers import worker_control
 
@@ -45,8 +45,8 @@ __all__ = [
     "deadletter_discard",
     "deadletter_replay",
     "perform",
-    "task_retry",
     "queue_purge",
+    "task_retry",
     "task_revoke",
     "task_terminate",
     "tasks_bulk",

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import states
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from kombu import Connection
@@ -337,16 +338,16 @@ def _app() -> Any:
 
 
 def _connection() -> Connection:
-    """A connection that confirms publishes on RabbitMQ (an unroutable replay raises)."""
-    app = _app()
-    options = dict(app.conf.broker_transport_options or {})
-    if not str(app.conf.broker_url).startswith("redis"):
+    """A connection to the broker the settings name (as every action uses, see
+    services/broker.py) that confirms publishes on RabbitMQ (an unroutable replay raises)."""
+    options = dict(_app().conf.broker_transport_options or {})
+    if not _is_redis():
         options["confirm_publish"] = True
-    return Connection(app.conf.broker_url, transport_options=options)
+    return Connection(settings.CELERY_BROKER_URL, transport_options=options)
 
 
 def _is_redis() -> bool:
-    return str(_app().conf.broker_url).split("://", 1)[0].lower().startswith("redis")
+    return str(settings.CELERY_BROKER_URL).split("://", 1)[0].lower().startswith("redis")
 
 
 def _pending_row(

@@ -255,6 +255,20 @@ def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
     return page_or_partial(
         request,
         "tasks_admin/task.html",
-        "tasks_admin/partials/task_body.html",
+        "tasks_admin/partials/task_page.html",
+        {"story": story, "task": story.task, "lineage": story.lineage},
+    )
+
+
+def task_controls(request: HttpRequest) -> HttpResponse:
+    """The task page's controls for this user, asked again when a live push changed the
+    task's state (pushed fragments are the same for everybody and hold no forms)."""
+    task_id = request.GET.get("task_id", "")
+    story = None if not task_id or "\x00" in task_id else story_selectors.task_story(task_id)
+    if story is None:
+        return HttpResponse(status=404)
+    return render(
+        request,
+        "tasks_admin/partials/task_controls.html",
         {"story": story, "task": story.task, "lineage": story.lineage},
     )

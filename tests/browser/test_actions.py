@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from tasks_admin.models import AuditEntry, BulkRun, TaskRecord, WorkerRecord
-from tests.browser.test_pages import SCREENSHOTS, browser  # noqa: F401  (fixture)
+from tests.browser.conftest import SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,7 +19,7 @@ def _task(task_id: str, state: str) -> None:
     )
 
 
-def test_actions_answer_in_the_page_without_a_reload(live_server, browser, django_user_model):  # noqa: F811
+def test_actions_answer_in_the_page_without_a_reload(asgi_server, browser, django_user_model):
     django_user_model.objects.create_superuser("root", password="a-long-test-password")
     now = timezone.now()
     WorkerRecord.objects.create(
@@ -37,14 +37,14 @@ def test_actions_answer_in_the_page_without_a_reload(live_server, browser, djang
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     page.on("dialog", lambda d: d.accept())
-    page.goto(f"{live_server.url}/login/")
+    page.goto(f"{asgi_server.url}/login/")
     page.fill("input[name=username]", "root")
     page.fill("input[name=password]", "a-long-test-password")
     page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{asgi_server.url}/")
 
     # Purge: a mistyped confirmation is refused in place (a 400 swapped in).
-    page.goto(f"{live_server.url}/queues/")
+    page.goto(f"{asgi_server.url}/queues/")
     page.evaluate("window.notReloaded = true")
     page.fill("#queue-purge input[name=queue]", "billing")
     page.fill("#queue-purge input[name=confirm]", "bill")
@@ -54,7 +54,7 @@ def test_actions_answer_in_the_page_without_a_reload(live_server, browser, djang
     assert page.evaluate("window.notReloaded") is True
 
     # Worker control: a worker that does not answer is said so, in place.
-    page.goto(f"{live_server.url}/workers/ghost@nowhere/")
+    page.goto(f"{asgi_server.url}/workers/ghost@nowhere/")
     page.evaluate("window.notReloaded = true")
     page.click("button[value=pool_grow]")
     page.wait_for_selector("#worker-action-result .notice.error", timeout=15000)
@@ -62,7 +62,7 @@ def test_actions_answer_in_the_page_without_a_reload(live_server, browser, djang
     assert page.evaluate("window.notReloaded") is True
 
     # Bulk: count first, then confirm, then the progress (here it stops: no worker online).
-    page.goto(f"{live_server.url}/tasks/?state=PENDING")
+    page.goto(f"{asgi_server.url}/tasks/?state=PENDING")
     page.click("#bulk-actions summary")
     page.click("#bulk-actions button[type=submit]")
     page.wait_for_selector("text=Revoke 2 tasks")

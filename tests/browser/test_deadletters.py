@@ -12,7 +12,7 @@ from kombu import Connection
 from tasks_admin.models import DeadLetter, TaskRecord
 from tasks_admin.roles import GROUP_NAMES, Role
 from tests import factories
-from tests.browser.test_pages import SCREENSHOTS, browser  # noqa: F401 (fixture)
+from tests.browser.conftest import SCREENSHOTS
 from tests.integration.conftest import BROKERS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,8 +21,8 @@ HOSTILE = "<script>alert(1)</script>"
 
 
 def test_an_operator_replays_and_retries_and_sees_each_outcome_without_a_reload(
-    live_server,
-    browser,  # noqa: F811
+    asgi_server,
+    browser,
 ):
     user = User.objects.create_user("op", password="a-long-test-password")
     user.groups.add(Group.objects.get_or_create(name=GROUP_NAMES[Role.OPERATOR])[0])
@@ -49,14 +49,14 @@ def test_an_operator_replays_and_retries_and_sees_each_outcome_without_a_reload(
         "dialog",
         lambda d: d.accept() if d.type == "confirm" else (problems.append(d.message), d.dismiss()),
     )
-    page.goto(f"{live_server.url}/login/")
+    page.goto(f"{asgi_server.url}/login/")
     page.fill("input[name=username]", "op")
     page.fill("input[name=password]", "a-long-test-password")
     page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{asgi_server.url}/")
 
     try:
-        page.goto(f"{live_server.url}/deadletters/")
+        page.goto(f"{asgi_server.url}/deadletters/")
         assert page.get_by_text(HOSTILE).first.is_visible()
         page.evaluate("window.stillHere = true")
         page.check(f"input[name=id][value='{letter.pk}']")
@@ -73,10 +73,10 @@ def test_an_operator_replays_and_retries_and_sees_each_outcome_without_a_reload(
         letter.refresh_from_db()
         assert (letter.state, letter.replay_queue) == ("replayed", queue)
 
-        page.goto(f"{live_server.url}/deadletters/{letter.pk}/")
+        page.goto(f"{asgi_server.url}/deadletters/{letter.pk}/")
         page.screenshot(path=str(SCREENSHOTS / "deadletter.png"), full_page=True)
 
-        page.goto(f"{live_server.url}/tasks/{cut.task_id}/")
+        page.goto(f"{asgi_server.url}/tasks/{cut.task_id}/")
         page.evaluate("window.stillHere = true")
         page.click("#task-deadletters button[type=submit]")
         refusal = page.locator("#retry-outcome [data-outcome]")

@@ -2,9 +2,11 @@
 under uvicorn, and Chromium watching pages change without reloading."""
 
 import pytest
+from django.contrib.auth.models import Group
 from playwright.sync_api import Page
 
 from tasks_admin.models import TaskRecord
+from tasks_admin.roles import GROUP_NAMES, Role
 from tests.browser.conftest import SCREENSHOTS, sign_in, watched_page
 from tests.integration.conftest import wait_for
 
@@ -26,7 +28,8 @@ def _same_document(page: Page) -> bool:
 
 @pytest.fixture
 def signed_in(asgi_server, browser, django_user_model):
-    django_user_model.objects.create_user("sre", password=PASSWORD)
+    user = django_user_model.objects.create_user("sre", password=PASSWORD)
+    user.groups.add(Group.objects.get_or_create(name=GROUP_NAMES[Role.OPERATOR])[0])
     page, problems = watched_page(browser)
     sign_in(page, asgi_server, "sre", PASSWORD)
     yield page, problems
@@ -73,9 +76,13 @@ def test_a_task_goes_from_received_to_succeeded_on_the_tasks_and_task_pages_with
     second = app.send_task("demo.generate_report", args=[2], kwargs={"seconds": 4})
     wait_for(lambda: TaskRecord.objects.filter(pk=second.id, state="STARTED").exists(), 20)
     _open_live(page, f"{asgi_server.url}/tasks/{second.id}/")
-    state = page.locator("#task-body h1 .state")
+    state = page.locator("#task-head h1 .state")
     assert state.inner_text() == "STARTED"
-    page.locator("#task-body h1 .state-success").wait_for(timeout=20_000)
+    # An operator may terminate it while it runs; the control goes when the task ends.
+    terminate = page.locator("#task-controls button", has_text="Terminate")
+    assert terminate.is_visible()
+    page.locator("#task-head h1 .state-success").wait_for(timeout=20_000)
+    terminate.wait_for(state="detached", timeout=10_000)
     assert _same_document(page)
     page.get_by_text("task-succeeded").first.wait_for(timeout=5_000)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

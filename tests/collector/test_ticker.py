@@ -115,7 +115,9 @@ def test_a_watched_task_page_is_rendered_when_its_task_changes(ticker, watching)
     ticker.tick()
     ((group, message),) = ticker.sender.sent
     assert group == broadcast.task_group(task_id)
-    assert message["html"].startswith('<div id="task-body">') and "SUCCESS" in message["html"]
+    html = message["html"]
+    assert html.startswith('<div id="task-head"') and '<div id="task-body">' in html
+    assert 'data-state="SUCCESS"' in html and "<form" not in html
 
 
 def test_expired_watchers_stop_the_rendering(ticker, watching) -> None:

@@ -65,7 +65,7 @@ def test_task_page_snapshot_renders_hostile_values_as_text(session_cookie: str, 
         ws, snapshot = await connected(
             f"/ws/task/?{urlencode({'task_id': task_id})}", session_cookie
         )
-        assert snapshot.startswith('<div id="task-body">')
+        assert snapshot.startswith('<div id="task-head"') and '<div id="task-body">' in snapshot
         assert ESCAPED in snapshot and HOSTILE not in snapshot
         (member,) = watch_set()
         assert member.startswith(broadcast.task_group(task_id)) and member.endswith(task_id)

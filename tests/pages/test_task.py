@@ -45,7 +45,7 @@ def test_task_page_is_a_full_page_and_an_htmx_partial(client):
     page = get(client, task_id)
     assert "<html" in page and 'id="task-body"' in page and "demo.add" in page
     partial = get(client, task_id, htmx=True)
-    assert is_partial(partial) and "demo.add" in partial and 'id="task-body"' not in partial
+    assert is_partial(partial) and "demo.add" in partial and 'id="task-page"' not in partial
     assert "Timeline" in partial
 
 
@@ -243,3 +243,26 @@ def test_anonymous_users_are_sent_to_sign_in_from_a_task_page():
     for headers in ({}, {"HX-Request": "true"}):
         response = Client().get("/tasks/private-1/", headers=headers)
         assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_task_controls_are_rendered_for_the_user_and_never_in_pushed_fragments(
+    client, django_user_model
+):
+    from django.contrib.auth.models import Group
+
+    from tasks_admin import fragments
+    from tasks_admin.roles import GROUP_NAMES, Role
+
+    events = factories.succeeded_task()
+    write(events[:3])  # sent, received, started: running
+    task_id = events[0]["uuid"]
+    url = f"/task-controls/?task_id={task_id}"
+    assert "Terminate" not in client.get(url).content.decode()  # the signed-in viewer
+    operator = django_user_model.objects.create_user("op", password="not-used-1")
+    operator.groups.add(Group.objects.create(name=GROUP_NAMES[Role.OPERATOR]))
+    client.force_login(operator)
+    controls = client.get(url).content.decode()
+    assert 'id="task-controls" data-state="STARTED"' in controls and "Terminate" in controls
+    assert "csrfmiddlewaretoken" in controls
+    assert "<form" not in fragments.task(task_id)
+    assert client.get("/task-controls/?task_id=nope").status_code == 404

@@ -143,8 +143,8 @@ def test_a_captured_message_is_republished_with_retries_reset_and_chord_stripped
     assert (letter.state, letter.replayed_as, letter.replayed_by) == ("replayed", new_id, "ada")
 
 
-def test_a_broker_that_does_not_answer_is_a_503_and_nothing_changes(monkeypatch):
-    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens
+def test_a_broker_that_does_not_answer_is_a_503_and_nothing_changes(settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens
     letter = factories.dead_letter()
 
     with pytest.raises(services.ActionUnavailable, match="nothing was published") as error:
