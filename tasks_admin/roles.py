@@ -49,6 +49,9 @@ ACTION_ROLES: dict[str, Role] = {
     "worker.control": Role.ADMIN,
     "task.send": Role.ADMIN,
     "alerts.manage": Role.ADMIN,
+    # Anyone signed in manages their own API tokens (never above their own role).
+    "token.create": Role.VIEWER,
+    "token.revoke": Role.VIEWER,
 }
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tasks_admin.views import dashboard, failures, health, queues, tasks, workers
+from tasks_admin.views import dashboard, failures, health, queues, tasks, tokens, workers
 
 app_name = "tasks_admin"
 
@@ -16,6 +16,8 @@ urlpatterns = [
     path("workers/<path:hostname>/", workers.worker_detail, name="worker"),
     path("queues/", queues.queue_list, name="queues"),
     path("healthz", health.healthz, name="healthz"),
+    path("tokens/", tokens.token_list, name="tokens"),
+    path("tokens/<int:token_id>/revoke/", tokens.token_revoke, name="token-revoke"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -4,6 +4,7 @@ Migrations refer to ``tasks_admin.models.<name>`` (LogJSONField), so everything 
 migration names must stay importable from this package.
 """
 
+from tasks_admin.models.api import ApiToken
 from tasks_admin.models.audit import AuditEntry
 from tasks_admin.models.history import (
     CollectorStatus,
@@ -17,6 +18,7 @@ from tasks_admin.models.history import (
 )
 
 __all__ = [
+    "ApiToken",
     "AuditEntry",
     "CollectorStatus",
     "LogJSONField",

@@ -15,6 +15,7 @@ from tasks_admin.services.base import (
     ActionUnavailable,
     perform,
 )
+from tasks_admin.services.tokens import api_token_create, api_token_revoke
 
 __all__ = [
     "ActionConflict",
@@ -24,5 +25,7 @@ __all__ = [
     "ActionRefused",
     "ActionResult",
     "ActionUnavailable",
+    "api_token_create",
+    "api_token_revoke",
     "perform",
 ]
