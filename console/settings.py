@@ -184,6 +184,8 @@ SPECTACULAR_SETTINGS = {
     "Authenticate with `Authorization: Bearer <token>` (tokens: the console's Tokens page).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema is read with a token like every endpoint; the docs pages need sign-in.
+    "SERVE_PERMISSIONS": ["tasks_admin.api.auth.HasRole"],
     # The docs pages load Swagger UI / Redoc from drf-spectacular-sidecar's static files.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

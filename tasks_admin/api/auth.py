@@ -8,11 +8,14 @@ services as an ``Actor`` with source "api", so the API and the pages share one r
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import ipaddress
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
+from django.core.cache import cache
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
@@ -25,6 +28,7 @@ from tasks_admin.roles import Actor, Role, role_of
 # last_used_at is written at most this often per token: one UPDATE per request would
 # turn every read into a write.
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
+BASIC_AUTH_CACHE_SECONDS = 60
 
 
 def bearer_token(request: Any) -> str | None:
@@ -79,7 +83,25 @@ class FlowerBasicAuthentication(authentication.BasicAuthentication):
     def authenticate_credentials(
         self, userid: str, password: str, request: Request | None = None
     ) -> tuple[Any, None]:
-        user = authenticate(request=request, username=userid, password=password)
+        # Password hashing is deliberately slow (PBKDF2, ~1M rounds) and scripts call
+        # often: a verified pair is remembered for BASIC_AUTH_CACHE_SECONDS, keyed by a
+        # keyed hash of the pair, never the password itself.
+        key = (
+            "console-basic:"
+            + hmac.new(
+                settings.SECRET_KEY.encode(),
+                f"{userid}\x00{password}".encode("utf-8", "surrogatepass"),
+                hashlib.sha256,
+            ).hexdigest()
+        )
+        user_pk = cache.get(key)
+        user = None
+        if user_pk is not None:
+            user = get_user_model().objects.filter(pk=user_pk).first()
+        if user is None:
+            user = authenticate(request=request, username=userid, password=password)
+            if user is not None:
+                cache.set(key, user.pk, BASIC_AUTH_CACHE_SECONDS)
         if user is None or not user.is_active:
             raise exceptions.AuthenticationFailed("Invalid username or password.")
         return user, None

@@ -59,18 +59,25 @@ class TaskListQuery(serializers.Serializer):
         required=False,
         help_text="Repeat for several states.",
     )
-    name = serializers.CharField(required=False, max_length=255, help_text="Exact task name.")
-    worker = serializers.CharField(required=False, max_length=255, help_text="Exact hostname.")
-    queue = serializers.CharField(required=False, max_length=255)
+    name = serializers.CharField(
+        required=False, allow_blank=True, max_length=255, help_text="Exact task name."
+    )
+    worker = serializers.CharField(
+        required=False, allow_blank=True, max_length=255, help_text="Exact hostname."
+    )
+    queue = serializers.CharField(required=False, allow_blank=True, max_length=255)
     search = serializers.CharField(
         required=False,
+        allow_blank=True,
         max_length=255,
         help_text="A task id, an id prefix, or text in args/kwargs/result/exception.",
     )
     match = serializers.ChoiceField(choices=list(task_selectors.MATCHES), required=False)
     sort = serializers.ChoiceField(choices=list(task_selectors.SORTS), required=False)
     # "from"/"to" are Python keywords: declared in __init__ below.
-    cursor = serializers.CharField(required=False, max_length=600, help_text="From `next`.")
+    cursor = serializers.CharField(
+        required=False, allow_blank=True, max_length=600, help_text="From `next`."
+    )
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -78,6 +85,7 @@ class TaskListQuery(serializers.Serializer):
         for key, text in (("from", "received at or after"), ("to", "received at or before")):
             self.fields[key] = serializers.CharField(
                 required=False,
+                allow_blank=True,
                 max_length=64,
                 help_text=f"Tasks {text}: ISO 8601 (UTC if naive) or relative (15m, 1h, 7d).",
             )
@@ -300,10 +308,10 @@ class AuditListSerializer(serializers.Serializer):
 
 
 class AuditQuery(serializers.Serializer):
-    action = serializers.CharField(required=False, max_length=64)
-    username = serializers.CharField(required=False, max_length=150)
+    action = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    username = serializers.CharField(required=False, allow_blank=True, max_length=150)
     outcome = serializers.ChoiceField(choices=["succeeded", "failed", "refused"], required=False)
-    cursor = serializers.CharField(required=False, max_length=100)
+    cursor = serializers.CharField(required=False, allow_blank=True, max_length=100)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
 
@@ -347,4 +355,6 @@ class StatsQuery(serializers.Serializer):
         max_value=60 * 24 * 30,
         help_text="Minutes to look back, the current minute included (default 60).",
     )
-    name = serializers.CharField(required=False, max_length=255, help_text="One task name.")
+    name = serializers.CharField(
+        required=False, allow_blank=True, max_length=255, help_text="One task name."
+    )

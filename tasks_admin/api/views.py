@@ -124,37 +124,19 @@ def _task_filters(data: dict[str, Any], now: dt.datetime) -> TaskFilters:
     )
 
 
-TASK_LIST_PARAMS = [
-    OpenApiParameter(
-        "state",
-        OpenApiTypes.STR,
-        many=True,
-        explode=True,
-        enum=list(task_selectors.KNOWN_STATES),
-        description="Repeat (or comma-separate) for several states.",
-    ),
-    OpenApiParameter("from", OpenApiTypes.STR, description="ISO 8601 or 15m, 1h, 7d ago."),
-    OpenApiParameter("to", OpenApiTypes.STR, description="ISO 8601 or 15m, 1h, 7d ago."),
-]
-
-
 @extend_schema(
     operation_id="tasks_list",
     parameters=[
-        OpenApiParameter("name", OpenApiTypes.STR, description="Exact task name."),
-        OpenApiParameter("worker", OpenApiTypes.STR, description="Exact worker hostname."),
-        OpenApiParameter("queue", OpenApiTypes.STR, description="Exact queue name."),
+        s.TaskListQuery,
+        # A list in the query string: repeated (state=A&state=B) or comma-separated.
         OpenApiParameter(
-            "search",
+            "state",
             OpenApiTypes.STR,
-            description="A task id, an id prefix, or text in args, kwargs, result, exception "
-            "(text search looks at the last 24 hours unless `from` is given).",
+            many=True,
+            explode=True,
+            enum=list(task_selectors.KNOWN_STATES),
+            description="Repeat (or comma-separate) for several states.",
         ),
-        OpenApiParameter("match", OpenApiTypes.STR, enum=list(task_selectors.MATCHES)),
-        OpenApiParameter("sort", OpenApiTypes.STR, enum=list(task_selectors.SORTS)),
-        OpenApiParameter("cursor", OpenApiTypes.STR, description="Opaque; from `next_cursor`."),
-        OpenApiParameter("page_size", OpenApiTypes.INT, description="1 to 200; default 50."),
-        *TASK_LIST_PARAMS,
     ],
     responses=responses(s.TaskListSerializer),
 )
