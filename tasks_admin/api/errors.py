@@ -7,6 +7,7 @@ detail) all end here, so an action endpoint only calls its service and lets erro
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
@@ -80,7 +81,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     detail = "; ".join(_flatten(exc.detail)) if not isinstance(exc.detail, str) else exc.detail
     headers = {}
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        headers["Retry-After"] = str(int(exc.wait) + 1)
+        headers["Retry-After"] = str(math.ceil(exc.wait))
     auth_header = getattr(exc, "auth_header", None)
     if auth_header:
         headers["WWW-Authenticate"] = auth_header

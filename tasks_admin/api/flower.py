@@ -14,6 +14,7 @@ send-task/timeout/rate-limit) here, each calling its service with ``auth.actor_o
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import time
@@ -81,7 +82,15 @@ def flower_view(methods: list[str]) -> Any:
     """Flower's routes: basic auth too, kept out of the /api/v1 schema."""
 
     def wrap(func: Any) -> Any:
-        view = api_view(methods)(authentication_classes(AUTHENTICATION)(func))
+        @functools.wraps(func)
+        def checked(request: Request, *args: Any, **kwargs: Any) -> Response:
+            # PostgreSQL text cannot hold NUL: refuse it here, once, rather than a 500.
+            values = [*request.query_params.values(), *map(str, kwargs.values())]
+            if any("\x00" in value for value in values):
+                raise exceptions.ValidationError("NUL characters are not allowed")
+            return func(request, *args, **kwargs)
+
+        view = api_view(methods)(authentication_classes(AUTHENTICATION)(checked))
         return login_not_required(extend_schema(exclude=True)(view))
 
     return wrap

@@ -4,12 +4,14 @@ import base64
 import datetime as dt
 import json
 
+import hypothesis
 import pytest
 from django.test import override_settings
 from django.utils import timezone
 from django_celery_results.models import TaskResult
+from hypothesis import strategies as st
 
-from tasks_admin.models import QueueRecord, WorkerRecord
+from tasks_admin.models import QueueRecord, TaskRecord, WorkerRecord
 from tests.api.helpers import task
 
 pytestmark = pytest.mark.django_db
@@ -330,3 +332,33 @@ def test_basic_auth_is_remembered_briefly_but_not_for_a_deactivated_user(client,
     user.is_active = False
     user.save()
     assert client.get("/api/task/types", headers=basic("flo", "pw-flo")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/workers?workername=a%00b",
+        "/api/tasks?taskname=a%00b",
+        "/api/tasks?search=a%00bcd",
+        "/api/task/result/a%00b",
+        "/api/task/info/a%00b",
+    ],
+)
+def test_nul_characters_are_a_400_not_a_500(client, api, path):
+    response = client.get(path, headers=api.headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid"
+
+
+@hypothesis.settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(search=st.text(max_size=60))
+def test_any_flower_search_is_answered_or_refused_never_a_500(client, api, search):
+    if not TaskRecord.objects.filter(pk="s1").exists():  # once: examples share the test's db
+        task("s1", name="billing.charge", kwargs="{'user': 'bob'}")
+    response = client.get("/api/tasks", {"search": search}, headers=api.headers)
+    assert response.status_code in (200, 400), (search, response.content[:300])
