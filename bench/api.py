@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -265,7 +264,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"api-{stamp}.json"
     out.write_text(json.dumps({"args": vars(args), **results}, indent=2))
-    print(f"\n| request | n | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|")
+    print("\n| request | n | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|")
     rows = list(results["scenarios"].items())
     walk = results["walk"]
     rows += [
