@@ -18,6 +18,15 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong, for people.")
 
 
+class ActionResultSerializer(serializers.Serializer):
+    """What every action endpoint answers (phase 2): a sentence, and the data scripts use."""
+
+    detail = serializers.CharField(help_text="What happened, for people.")
+    result = serializers.DictField(
+        help_text="New task ids, messages purged, worker replies: as the audit entry records."
+    )
+
+
 class TaskSummarySerializer(serializers.Serializer):
     task_id = serializers.CharField()
     name = serializers.CharField()

@@ -18,6 +18,7 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from tasks_admin import services
 from tasks_admin.api import serializers as s
 from tasks_admin.models import AuditEntry
 from tasks_admin.selectors import dashboard as dashboard_selectors
@@ -57,6 +58,23 @@ def endpoint(methods: list[str]) -> Callable[[Callable[..., Any]], Any]:
         return login_not_required(api_view(methods)(func))
 
     return wrap
+
+
+def action_response(result: services.ActionResult, status: int = 200) -> Response:
+    """The answer of every action endpoint. Errors need no handling: a service raises an
+    ActionError and errors.exception_handler turns it into its status and JSON."""
+    return Response(
+        s.ActionResultSerializer({"detail": result.detail, "result": result.data}).data,
+        status=status,
+    )
+
+
+# Phase 2 error responses of actions, for extend_schema(responses=...).
+ACTION_ERRORS = {
+    **NOT_FOUND,
+    409: OpenApiResponse(s.ErrorSerializer, description="The action cannot apply now."),
+    503: OpenApiResponse(s.ErrorSerializer, description="Broker or worker did not answer."),
+}
 
 
 def query(request: Request, serializer_class: type[s.serializers.Serializer]) -> dict[str, Any]:
