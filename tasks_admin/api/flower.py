@@ -214,12 +214,13 @@ def workers(request: Request) -> Response:
     status = _bool(request, "status")
     workername = request.query_params.get("workername") or None
     records = WorkerRecord.objects.order_by("hostname")
+    if status:
+        # As Flower: every worker's liveness, whatever workername says.
+        return Response({w.hostname: w.is_online for w in records.only("hostname", "is_online")})
     if workername is not None:
         records = records.filter(hostname=workername)
         if not records.exists():
             raise exceptions.NotFound(f"Unknown worker '{workername}'")
-    if status:
-        return Response({w.hostname: w.is_online for w in records.only("hostname", "is_online")})
     body = {}
     for w in records:
         body[w.hostname] = {
@@ -427,7 +428,7 @@ def tasks(request: Request) -> Response:
     where, params = [], []
     for key, column in (("workername", "worker"), ("taskname", "name")):
         value = request.query_params.get(key)
-        if value:
+        if value and value != "All":  # Flower's "All" means no filter
             where.append(f"{column} = %s")
             params.append(value)
     state = request.query_params.get("state")

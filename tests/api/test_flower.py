@@ -131,6 +131,8 @@ def test_api_tasks_filters_by_workername_taskname_state_and_received_range(api):
     assert list(api.json("/api/tasks", taskname="n1")) == ["b", "a"]
     assert list(api.json("/api/tasks", state="FAILURE")) == ["a"]
     assert list(api.json("/api/tasks", state="All")) == ["c", "b", "a"]
+    everything = api.json("/api/tasks", workername="All", taskname="All")
+    assert list(everything) == ["c", "b", "a"]
     start = (now - dt.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
     end = (now - dt.timedelta(minutes=20)).strftime("%Y-%m-%d %H:%M")
     assert list(api.json("/api/tasks", received_start=start, received_end=end)) == ["b"]
@@ -306,6 +308,9 @@ def test_api_workers_status_workername_and_refresh(client, api):
     worker("celery@down", is_online=False)
     statuses = client.get("/api/workers?status=1", headers=api.headers).json()
     assert statuses == {"celery@down": False, "celery@up": True}
+    # Flower answers status for every worker, whatever workername says.
+    one = client.get("/api/workers?status=true&workername=celery@up", headers=api.headers)
+    assert one.json() == statuses
     assert list(api.json("/api/workers", workername="celery@up", refresh="true")) == ["celery@up"]
     missing = api.json("/api/workers", workername="nope", status=404)
     assert missing == {"error": "not_found", "detail": "Unknown worker 'nope'"}
