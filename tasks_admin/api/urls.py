@@ -44,5 +44,6 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
     path("readyz", health.readyz, name="readyz"),
     # Anything else under /api/: a JSON 404 (or a redirect to the path with its slash).
-    re_path(r"^api(?:/.*)?$", errors.not_found, name="not-found"),
+    # [\s\S], not ".": a path may hold a newline (%0A), which "." does not match.
+    re_path(r"^api(?:/[\s\S]*)?$", errors.not_found, name="not-found"),
 ]

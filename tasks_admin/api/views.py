@@ -97,7 +97,7 @@ def _query_dict(request: Request, serializer_class: type[Any]) -> dict[str, Any]
         values = request.query_params.getlist(key)
         field = fields.get(key)
         if isinstance(field, s.serializers.ListField):
-            data[key] = [v for value in values for v in value.split(",") if v.strip()]
+            data[key] = [v.strip() for value in values for v in value.split(",")]
         else:
             if len(values) > 1:
                 raise exceptions.ValidationError({key: "Give this parameter once."})

@@ -2,6 +2,7 @@
 included) matches the schema. In process (WSGI), against the test database, with data."""
 
 import datetime as dt
+import os
 
 import hypothesis
 import pytest
@@ -59,7 +60,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @schema.parametrize()
 @hypothesis.settings(
-    max_examples=40,
+    max_examples=int(os.environ.get("SCHEMATHESIS_EXAMPLES", "40")),
     deadline=None,
     suppress_health_check=list(hypothesis.HealthCheck),
     derandomize=True,

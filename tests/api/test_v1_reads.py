@@ -125,6 +125,7 @@ def test_the_next_link_keeps_the_filters(client, api):
     ("params", "needle"),
     [
         ({"state": "NOPE"}, "state"),
+        ({"state": ""}, "state"),
         ({"from": "yesterday-ish"}, "is not a time"),
         ({"to": "2025-13-45"}, "is not a time"),
         ({"from": "1h", "to": "2h"}, "'to' is before 'from'"),
@@ -308,6 +309,8 @@ def test_unknown_api_paths_are_json_404s_and_a_missing_slash_redirects(client, a
         "error": "not_found",
         "detail": "No API endpoint at /api/v1/nothing/.",
     }
+    odd = client.get("/api/v1/tasks/a%0Ab/", headers=api.headers)
+    assert odd.status_code == 404 and odd.json()["error"] == "not_found"
     redirect = client.get("/api/v1/tasks?state=FAILURE", headers=api.headers)
     assert redirect.status_code == 308 and redirect["Location"] == "/api/v1/tasks/?state=FAILURE"
 
