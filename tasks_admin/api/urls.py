@@ -3,7 +3,7 @@
 Phase 2 (the actions) adds one line per endpoint here: the POST paths the issue names.
 """
 
-from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
@@ -32,8 +32,18 @@ urlpatterns = [
         login_not_required(SpectacularAPIView.as_view(urlconf=v1)),
         name="schema",
     ),
-    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("api/v1/redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    # DRF marks its views login-not-required (it authenticates itself); the docs pages are
+    # for people, so an anonymous visit goes to the sign-in page instead of a bare 401.
+    path(
+        "api/v1/docs/",
+        login_required(SpectacularSwaggerView.as_view(url_name="api:schema")),
+        name="docs",
+    ),
+    path(
+        "api/v1/redoc/",
+        login_required(SpectacularRedocView.as_view(url_name="api:schema")),
+        name="redoc",
+    ),
     # Flower 2.x's API, same paths and shapes (no trailing slashes, as in Flower).
     path("api/workers", flower.workers, name="flower-workers"),
     path("api/tasks", flower.tasks, name="flower-tasks"),

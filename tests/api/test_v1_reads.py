@@ -338,6 +338,12 @@ def test_the_schema_needs_credentials(client):
     assert client.get("/api/v1/schema/").status_code == 401
 
 
+def test_the_docs_pages_send_anonymous_visitors_to_sign_in(client):
+    for path in ("/api/v1/docs/", "/api/v1/redoc/"):
+        response = client.get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/login/"), path
+
+
 def test_the_docs_pages_are_served_by_the_app_without_a_cdn(client, make_user):
     client.force_login(make_user("bob"))
     for path in ("/api/v1/docs/", "/api/v1/redoc/"):
