@@ -26,6 +26,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_results",
     "channels",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "tasks_admin",
     # The demo's tasks (a stand-in for a monitored production app); harmless when unused.
     "demo",
@@ -205,3 +208,53 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- The REST API (/api/v1/, Flower's /api/, /metrics) ---
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tasks_admin.api.auth.BearerTokenAuthentication",
+        "tasks_admin.api.auth.ApiSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["tasks_admin.api.auth.HasRole"],
+    "DEFAULT_THROTTLE_CLASSES": ["tasks_admin.api.auth.ApiThrottle"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "tasks_admin.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Celery console API",
+    "DESCRIPTION": "Reads (and, with the actions, writes) of the Celery console. "
+    "Authenticate with `Authorization: Bearer <token>` (tokens: the console's Tokens page).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema is read with a token like every endpoint; the docs pages need sign-in.
+    "SERVE_PERMISSIONS": ["tasks_admin.api.auth.HasRole"],
+    # The docs pages load Swagger UI / Redoc from drf-spectacular-sidecar's static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
+# Requests per token (or signed-in user) and per address without credentials, as
+# "<count>/<second|minute|hour|day>"; past it, 429 with Retry-After.
+CONSOLE_API_THROTTLE = env_str("CONSOLE_API_THROTTLE", "1200/minute")
+CONSOLE_API_THROTTLE_ANON = env_str("CONSOLE_API_THROTTLE_ANON", "60/minute")
+# Most tasks one Flower-style /api/tasks call returns (Flower itself has no cap).
+CONSOLE_FLOWER_MAX_LIMIT = env_int("CONSOLE_FLOWER_MAX_LIMIT", 1000)
+# /metrics: a bearer token that may scrape (empty: none), and addresses (CIDRs) that may
+# scrape without one. Signed-in API tokens of any role may scrape too.
+CONSOLE_METRICS_TOKEN = env_str("CONSOLE_METRICS_TOKEN", "")
+CONSOLE_METRICS_ALLOWED_ADDRESSES = env_list(
+    "CONSOLE_METRICS_ALLOWED_ADDRESSES", "127.0.0.1/32,::1/128"
+)
+# Most task names (by volume) and workers /metrics exports; the rest are summed under
+# name="other" so the number of series stays bounded. Offline workers drop out after this.
+CONSOLE_METRICS_MAX_NAMES = env_int("CONSOLE_METRICS_MAX_NAMES", 200)
+CONSOLE_METRICS_MAX_WORKERS = env_int("CONSOLE_METRICS_MAX_WORKERS", 500)
+CONSOLE_METRICS_OFFLINE_WORKER_SECONDS = env_int("CONSOLE_METRICS_OFFLINE_WORKER_SECONDS", 600)

@@ -51,6 +51,9 @@ ACTION_ROLES: dict[str, Role] = {
     "alerts.manage": Role.ADMIN,
     # Running the advisor's checks now only reads the broker and history.
     "advisor.run": Role.VIEWER,
+    # Anyone signed in manages their own API tokens (never above their own role).
+    "token.create": Role.VIEWER,
+    "token.revoke": Role.VIEWER,
 }
 
 

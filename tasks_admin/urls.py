@@ -11,6 +11,7 @@ from tasks_admin.views import (
     health,
     queues,
     tasks,
+    tokens,
     workers,
 )
 from tasks_admin.views import audit as audit_views
@@ -43,6 +44,8 @@ urlpatterns = [
     path("deadletters/discard/", deadletters.deadletter_discard, name="deadletter-discard"),
     # Not under tasks/: a task id may end in anything, "/retry/" included.
     path("retry/", deadletters.task_retry, name="task-retry"),
+    path("tokens/", tokens.token_list, name="tokens"),
+    path("tokens/<int:token_id>/revoke/", tokens.token_revoke, name="token-revoke"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Actions: POST only, under their own prefix (tasks/<path:>/ would swallow a suffix).

@@ -16,6 +16,7 @@ from tasks_admin.models.advisor import (
     WorkerMemorySample,
     WorkerVanished,
 )
+from tasks_admin.models.api import ApiToken
 from tasks_admin.models.audit import AuditEntry
 from tasks_admin.models.deadletters import DeadLetter
 from tasks_admin.models.history import (
@@ -36,6 +37,7 @@ __all__ = [
     "AlertNotice",
     "AlertRule",
     "AlertState",
+    "ApiToken",
     "AuditEntry",
     "BulkRun",
     "CollectorStatus",

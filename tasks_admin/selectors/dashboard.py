@@ -247,3 +247,59 @@ def dashboard(*, now: dt.datetime, with_runtimes: bool = True) -> Dashboard:
         worker_rows=worker_selectors.worker_rows(now=now, limit=TABLE_LIMIT),
         queue_rows=queue_selectors.queue_rows(now=now, limit=TABLE_LIMIT),
     )
+
+
+@dataclass
+class NameTotals:
+    """Counts and the summed runtime histogram of one task name over a window."""
+
+    name: str
+    counts: dict[str, int] = field(default_factory=dict)
+    hist: list[int] = field(default_factory=histogram.empty)
+    runtime_sum: float = 0.0
+
+    def add(self, other: "NameTotals") -> None:
+        for key, value in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + value
+        histogram.add(self.hist, other.hist)
+        self.runtime_sum += other.runtime_sum
+
+
+ROLLUP_COUNTS = ("received", "started", "succeeded", "failed", "retried", "revoked")
+
+
+def name_totals(
+    *, since: dt.datetime | None, until: dt.datetime | None = None, name: str | None = None
+) -> list[NameTotals]:
+    """Per task name, rollup counts and runtime histograms of the minutes in
+    ``[since, until)``: one query over the rollups (never the history), busiest first."""
+    buckets = {f"b{i}": Sum(f"runtime_hist__{i}") for i in range(histogram.SIZE)}
+    rows = TaskMinuteRollup.objects.all()
+    if since is not None:
+        rows = rows.filter(minute__gte=since)
+    if until is not None:
+        rows = rows.filter(minute__lt=until)
+    if name is not None:
+        rows = rows.filter(name=name)
+    grouped = (
+        rows.values("name")
+        .annotate(
+            **{f"{c}_sum": Sum(c) for c in ROLLUP_COUNTS},
+            runtime_total=Sum("runtime_sum"),
+            **buckets,
+        )
+        .order_by()
+    )
+    result = []
+    for row in grouped:
+        r = cast(Mapping[str, Any], row)
+        result.append(
+            NameTotals(
+                name=r["name"],
+                counts={c: int(r[f"{c}_sum"] or 0) for c in ROLLUP_COUNTS},
+                hist=[int(r[f"b{i}"] or 0) for i in range(histogram.SIZE)],
+                runtime_sum=float(r["runtime_total"] or 0.0),
+            )
+        )
+    result.sort(key=lambda t: (-(t.counts["succeeded"] + t.counts["failed"]), t.name))
+    return result

@@ -325,9 +325,13 @@ def effective_filters(filters: TaskFilters, mode: str, now: dt.datetime) -> Task
 
 
 def task_page(
-    filters: TaskFilters, *, after: Cursor | None = None, now: dt.datetime | None = None
+    filters: TaskFilters,
+    *,
+    after: Cursor | None = None,
+    now: dt.datetime | None = None,
+    size: int = PAGE_SIZE,
 ) -> TaskPage:
-    """One page of the task list: PAGE_SIZE rows after ``after`` in ``filters.sort`` order."""
+    """One page of the task list: ``size`` rows after ``after`` in ``filters.sort`` order."""
     now = now or timezone.now()
     mode = search_mode(filters)
     filters = effective_filters(filters, mode, now)
@@ -337,19 +341,19 @@ def task_page(
         )
         return TaskPage(mode, filters, rows, 1, None, None, count_cap=COUNT_CAP)
     if mode == "list":
-        return _list_page(filters, after)
-    return _window_page(filters, mode, after)
+        return _list_page(filters, after, size)
+    return _window_page(filters, mode, after, size)
 
 
-def _list_page(filters: TaskFilters, after: Cursor | None) -> TaskPage:
+def _list_page(filters: TaskFilters, after: Cursor | None, size: int = PAGE_SIZE) -> TaskPage:
     extra = _after("first_seen_at", after) if after else _Sql()
-    sql, params = _source(filters, extra, ", ".join(LIST_COLUMNS), RECEIVED_ORDER, PAGE_SIZE + 1)
+    sql, params = _source(filters, extra, ", ".join(LIST_COLUMNS), RECEIVED_ORDER, size + 1)
     rows = _fetch(sql, params)
     count_sql, count_params = _source(filters, _Sql(), "1", None, COUNT_CAP + 1)
     total = _scalar_row(f"SELECT count(*) FROM ({count_sql}) AS c", count_params)[0]
     next_cursor = None
-    if len(rows) > PAGE_SIZE:
-        rows = rows[:PAGE_SIZE]
+    if len(rows) > size:
+        rows = rows[:size]
         next_cursor = Cursor(rows[-1].first_seen_at, rows[-1].task_id)
     newest = None
     if after is None:
@@ -387,7 +391,9 @@ def _window(filters: TaskFilters, mode: str) -> tuple[str, list[Any], _Sql]:
     return sql, params, match
 
 
-def _window_page(filters: TaskFilters, mode: str, after: Cursor | None) -> TaskPage:
+def _window_page(
+    filters: TaskFilters, mode: str, after: Cursor | None, size: int = PAGE_SIZE
+) -> TaskPage:
     window_sql, window_params, match = _window(filters, mode)
     column, order = SORT_ORDER[filters.sort]
     conditions = match.copy()
@@ -398,7 +404,7 @@ def _window_page(filters: TaskFilters, mode: str, after: Cursor | None) -> TaskP
     rows = _fetch(
         f"SELECT {', '.join(LIST_COLUMNS)} FROM ({window_sql}) AS w {conditions.where()} "
         f"ORDER BY {order} LIMIT %s",
-        [*window_params, *conditions.params, PAGE_SIZE + 1],
+        [*window_params, *conditions.params, size + 1],
     )
     # One pass over the window; the match is evaluated once per row.
     total, scanned, oldest, newest_at = _scalar_row(
@@ -408,8 +414,8 @@ def _window_page(filters: TaskFilters, mode: str, after: Cursor | None) -> TaskP
         [*match.params, *window_params],
     )
     next_cursor = None
-    if len(rows) > PAGE_SIZE:
-        rows = rows[:PAGE_SIZE]
+    if len(rows) > size:
+        rows = rows[:size]
         next_cursor = Cursor(_sort_value(rows[-1], filters.sort), rows[-1].task_id)
     newest = None
     if after is None:
@@ -626,4 +632,27 @@ def matching_task_ids(
         params = [*window_params, *match.params, limit]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+TASK_NAMES_CAP = 10_000
+
+
+def task_names(cap: int = TASK_NAMES_CAP) -> list[str]:
+    """Every distinct task name in the history, sorted, at most ``cap``.
+
+    A loose index scan of task_name_seen_idx (one probe per name), so it costs the number
+    of names, not the number of tasks.
+    """
+    sql = f"""
+        WITH RECURSIVE names(name) AS (
+            (SELECT name FROM {TABLE} ORDER BY name LIMIT 1)
+            UNION ALL
+            SELECT (SELECT t.name FROM {TABLE} t WHERE t.name > n.name ORDER BY t.name LIMIT 1)
+            FROM names n WHERE n.name IS NOT NULL
+        )
+        SELECT name FROM names WHERE name IS NOT NULL AND name <> '' LIMIT %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [cap])
         return [row[0] for row in cursor.fetchall()]

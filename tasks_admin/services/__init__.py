@@ -26,6 +26,7 @@ from tasks_admin.services.base import (
 from tasks_admin.services.queues import queue_purge
 from tasks_admin.services.replay import deadletter_discard, deadletter_replay, task_retry
 from tasks_admin.services.tasks import task_revoke, task_terminate, tasks_bulk
+from tasks_admin.services.tokens import api_token_create, api_token_revoke
 from tasks_admin.services.workers import worker_control
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "alert_rule_delete",
     "alert_rule_update",
     "alert_test_send",
+    "api_token_create",
+    "api_token_revoke",
     "deadletter_discard",
     "deadletter_replay",
     "perform",

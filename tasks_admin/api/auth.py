@@ -1,0 +1,217 @@
+"""Who is asking: bearer tokens, HTTP basic (Flower's scripts), the session (browsable API).
+
+A request's role is decided here, once: the lower of the token's role and its user's
+current role (a session or basic auth carries the user's role). ``actor_of`` hands it to
+services as an ``Actor`` with source "api", so the API and the pages share one rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model
+from django.core.cache import cache
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions, permissions, throttling
+from rest_framework.request import Request
+
+from tasks_admin.models import ApiToken
+from tasks_admin.models.api import token_digest
+from tasks_admin.roles import Actor, Role, role_of
+
+# last_used_at is written at most this often per token: one UPDATE per request would
+# turn every read into a write.
+LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
+BASIC_AUTH_CACHE_SECONDS = 60
+
+
+def bearer_token(request: Any) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    value = value.strip()
+    return value or None
+
+
+def token_user(raw: str) -> tuple[Any, ApiToken]:
+    """The user and token for ``raw``; AuthenticationFailed saying why it is refused."""
+    if len(raw) > 200 or "\x00" in raw:
+        raise exceptions.AuthenticationFailed("Invalid token.")
+    token = ApiToken.objects.select_related("user").filter(digest=token_digest(raw)).first()
+    if token is None:
+        raise exceptions.AuthenticationFailed("Invalid token.")
+    now = timezone.now()
+    if token.revoked_at is not None:
+        raise exceptions.AuthenticationFailed("This token was revoked.")
+    if token.expired(now):
+        raise exceptions.AuthenticationFailed("This token has expired.")
+    if not token.user.is_active:
+        raise exceptions.AuthenticationFailed("This token's user is inactive.")
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token.user, token
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
+        raw = bearer_token(request)
+        return None if raw is None else token_user(raw)
+
+    def authenticate_header(self, request: Request) -> str:
+        # A WWW-Authenticate header makes DRF answer 401 (not 403) without credentials.
+        return 'Bearer realm="api"'
+
+
+class ApiSessionAuthentication(authentication.SessionAuthentication):
+    """The console's session, for the browsable API; CSRF-checked on unsafe methods."""
+
+
+class FlowerBasicAuthentication(authentication.BasicAuthentication):
+    """Flower's scripts send HTTP basic auth; the console's username and password work."""
+
+    www_authenticate_realm = "flower"
+
+    def authenticate_credentials(
+        self, userid: str, password: str, request: Request | None = None
+    ) -> tuple[Any, None]:
+        # Password hashing is deliberately slow (PBKDF2, ~1M rounds) and scripts call
+        # often: a verified pair is remembered for BASIC_AUTH_CACHE_SECONDS, keyed by a
+        # keyed hash of the pair, never the password itself.
+        key = (
+            "console-basic:"
+            + hmac.new(
+                settings.SECRET_KEY.encode(),
+                f"{userid}\x00{password}".encode("utf-8", "surrogatepass"),
+                hashlib.sha256,
+            ).hexdigest()
+        )
+        user_pk = cache.get(key)
+        user = None
+        if user_pk is not None:
+            user = get_user_model().objects.filter(pk=user_pk).first()
+        if user is None:
+            user = authenticate(request=request, username=userid, password=password)
+            if user is not None:
+                cache.set(key, user.pk, BASIC_AUTH_CACHE_SECONDS)
+        if user is None or not user.is_active:
+            raise exceptions.AuthenticationFailed("Invalid username or password.")
+        return user, None
+
+
+def request_role(request: Request) -> Role | None:
+    """The role this request acts with (see the module docstring)."""
+    user_role = role_of(getattr(request, "user", None))
+    token = getattr(request, "auth", None)
+    if user_role is None or not isinstance(token, ApiToken):
+        return user_role
+    return min(token.role_enum, user_role)
+
+
+def client_address(request: Any) -> str:
+    return str(request.META.get("REMOTE_ADDR", ""))
+
+
+def actor_of(request: Request) -> Actor:
+    """The Actor services receive for an API request (phase 2's action endpoints)."""
+    return Actor(
+        user=request.user,
+        role=request_role(request),
+        source="api",
+        address=client_address(request),
+    )
+
+
+class HasRole(permissions.BasePermission):
+    """Any role at all: every read needs a viewer. Actions are checked by services."""
+
+    message = "Authentication credentials were not provided."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.user is None or not request.user.is_authenticated:
+            # DRF throttles after permissions; anonymous requests are throttled here, so
+            # the anonymous rate also bounds probing without credentials.
+            view.check_throttles(request)
+            # NotAuthenticated (401), not PermissionDenied (403): no one is signed in.
+            raise exceptions.NotAuthenticated()
+        return request_role(request) is not None
+
+
+class ApiThrottle(throttling.SimpleRateThrottle):
+    """One bucket per token (or signed-in user), and per address for everyone else.
+
+    Rates come from settings at request time (CONSOLE_API_THROTTLE*), so they can be
+    changed by configuration and in tests.
+    """
+
+    cache_format = "console-api-throttle:%(scope)s:%(ident)s"
+
+    def get_rate(self) -> str | None:
+        return None  # decided per request in allow_request
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        user = getattr(request, "user", None)
+        token = getattr(request, "auth", None)
+        if isinstance(token, ApiToken):
+            self.scope, ident = "token", str(token.pk)
+            rate = settings.CONSOLE_API_THROTTLE
+        elif user is not None and user.is_authenticated:
+            self.scope, ident = "user", str(user.pk)
+            rate = settings.CONSOLE_API_THROTTLE
+        else:
+            self.scope, ident = "anon", self.get_ident(request)
+            rate = settings.CONSOLE_API_THROTTLE_ANON
+        if not rate:
+            return True
+        self.rate = rate
+        self.num_requests, self.duration = self.parse_rate(rate)
+        self.key = self.cache_format % {"scope": self.scope, "ident": ident}
+        self.history = self.cache.get(self.key, [])
+        self.now = self.timer()
+        while self.history and self.history[-1] <= self.now - self.duration:
+            self.history.pop()
+        if len(self.history) >= self.num_requests:
+            return self.throttle_failure()
+        return self.throttle_success()
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        return getattr(self, "key", None)
+
+
+def address_allowed(address: str, networks: list[str]) -> bool:
+    """Whether ``address`` is in one of ``networks`` (CIDRs or single addresses)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for network in networks:
+        try:
+            if ip in ipaddress.ip_network(network, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "tasks_admin.api.auth.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "An API token."}
+
+
+class SessionScheme(OpenApiAuthenticationExtension):
+    target_class = "tasks_admin.api.auth.ApiSessionAuthentication"
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}

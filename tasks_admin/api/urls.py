@@ -1,0 +1,59 @@
+"""/api/v1/ (the console's API), /api/ (Flower's), /metrics and /readyz.
+
+Phase 2 (the actions) adds one line per endpoint here: the POST paths the issue names.
+"""
+
+from django.contrib.auth.decorators import login_not_required, login_required
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from tasks_admin.api import errors, flower, health, metrics, views
+
+app_name = "api"
+
+v1 = [
+    path("api/v1/tasks/", views.task_list, name="tasks"),
+    path("api/v1/task-names/", views.task_names, name="task-names"),
+    # <path:>: task ids and hostnames are arbitrary strings and may contain "/".
+    path("api/v1/tasks/<path:task_id>/", views.task_detail, name="task"),
+    path("api/v1/workers/", views.worker_list, name="workers"),
+    path("api/v1/workers/<path:hostname>/", views.worker_detail, name="worker"),
+    path("api/v1/queues/", views.queue_list, name="queues"),
+    path("api/v1/audit/", views.audit_list, name="audit"),
+    path("api/v1/stats/", views.stats, name="stats"),
+]
+
+urlpatterns = [
+    *v1,
+    # The schema answers scripts (a bearer token), so the login redirect must not apply;
+    # the docs pages are for people and do redirect to the sign-in page.
+    path(
+        "api/v1/schema/",
+        login_not_required(SpectacularAPIView.as_view(urlconf=v1)),
+        name="schema",
+    ),
+    # DRF marks its views login-not-required (it authenticates itself); the docs pages are
+    # for people, so an anonymous visit goes to the sign-in page instead of a bare 401.
+    path(
+        "api/v1/docs/",
+        login_required(SpectacularSwaggerView.as_view(url_name="api:schema")),
+        name="docs",
+    ),
+    path(
+        "api/v1/redoc/",
+        login_required(SpectacularRedocView.as_view(url_name="api:schema")),
+        name="redoc",
+    ),
+    # Flower 2.x's API, same paths and shapes (no trailing slashes, as in Flower).
+    path("api/workers", flower.workers, name="flower-workers"),
+    path("api/tasks", flower.tasks, name="flower-tasks"),
+    path("api/task/types", flower.task_types, name="flower-task-types"),
+    re_path(r"^api/task/info/(?P<task_id>.+)$", flower.task_info, name="flower-task-info"),
+    re_path(r"^api/task/result/(?P<task_id>.+)$", flower.task_result, name="flower-task-result"),
+    path("api/queues/length", flower.queues_length, name="flower-queues-length"),
+    path("metrics", metrics.metrics, name="metrics"),
+    path("readyz", health.readyz, name="readyz"),
+    # Anything else under /api/: a JSON 404 (or a redirect to the path with its slash).
+    # [\s\S], not ".": a path may hold a newline (%0A), which "." does not match.
+    re_path(r"^api(?:/[\s\S]*)?$", errors.not_found, name="not-found"),
+]
