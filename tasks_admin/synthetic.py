@@ -726,10 +726,12 @@ def _write_rollups(conn: psycopg.Connection, rollup: dict, cl: Cluster) -> None:
                 lines.append(f"{i}\t{cl.names[name_i].name}\t{when}\t{values}\t{b[7]!r}\t{hist}\n")
             copy.write("".join(lines))
         added = ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in (*COUNTS, "runtime_count"))
+        # In time order, as the collector writes them: the dashboard's range scans of the
+        # minute index depend on that physical order.
         cur.execute(
             f"INSERT INTO {ROLLUPS} AS r (name, minute, {counts}, runtime_count, runtime_sum, "
             f"runtime_hist) SELECT name, minute, {counts}, runtime_count, runtime_sum, "
-            f"runtime_hist FROM fill_rollup ORDER BY name, minute "
+            f"runtime_hist FROM fill_rollup ORDER BY minute, name "
             f"ON CONFLICT (name, minute) DO UPDATE SET {added}, "
             "runtime_sum = r.runtime_sum + EXCLUDED.runtime_sum, "
             "runtime_hist = console_array_add(r.runtime_hist, EXCLUDED.runtime_hist)"
