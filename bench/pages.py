@@ -38,6 +38,10 @@ from urllib.parse import urlencode
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.measure import cpu_ref_ms  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/console_pages_bench"
 
@@ -321,9 +325,9 @@ def scenarios(p: Picks) -> list[Scenario]:
 def measure(client: Client, s: Scenario, *, warmup: int, samples: int) -> None:
     headers = {"HX-Request": "true"} if s.htmx else {}
     for i in range(warmup):
-        client.request("GET", s.paths[(i + samples) % len(s.paths)], headers=headers)
-    for i in range(samples):
-        path = s.paths[i % len(s.paths)]
+        client.request("GET", s.paths[(i + 7919) % len(s.paths)], headers=headers)
+    for _ in range(samples):
+        path = s.paths[len(s.samples_ms) % len(s.paths)]
         began = time.perf_counter()
         status, body, _ = client.request("GET", path, headers=headers)
         s.samples_ms.append((time.perf_counter() - began) * 1000)
@@ -361,6 +365,13 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--samples", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="split each page's samples over this many passes through all pages, so a "
+        "burst of load on the shared box hits every page alike (default 3)",
+    )
     parser.add_argument("--only", help="comma-separated scenario keys (default: all)")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
@@ -381,8 +392,15 @@ def main() -> None:
         if args.only:
             keys = set(args.only.split(","))
             chosen = [s for s in chosen if s.key in keys]
+        load_before, ref_before = os.getloadavg(), cpu_ref_ms()
+        for round_ in range(args.rounds):
+            share = (
+                args.samples * (round_ + 1) // args.rounds - args.samples * round_ // args.rounds
+            )
+            for s in chosen:
+                measure(client, s, warmup=args.warmup if round_ == 0 else 1, samples=share)
+        load_after, ref_after = os.getloadavg(), cpu_ref_ms()
         for s in chosen:
-            measure(client, s, warmup=args.warmup, samples=args.samples)
             r = s.summary()
             print(
                 f"{s.label:60} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  "
@@ -406,6 +424,12 @@ def main() -> None:
         "tasks_in_history": picks.tasks,
         "samples": args.samples,
         "warmup": args.warmup,
+        "rounds": args.rounds,
+        # How busy the shared box was: load average and a fixed CPU workload, before/after.
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+        "cpu_ref_ms_before": ref_before,
+        "cpu_ref_ms_after": ref_after,
         "picks": {k: v for k, v in asdict(picks).items() if k != "task_ids"},
         "results": rows,
     }
@@ -413,6 +437,10 @@ def main() -> None:
     out.write_text(json.dumps(report, indent=2))
     print()
     print(f"{picks.tasks:,} tasks in history (estimate), {args.samples} samples each")
+    print(
+        f"load average {load_before[0]:.1f} → {load_after[0]:.1f}, "
+        f"cpu_ref_ms {ref_before} → {ref_after} (lower is a faster box)"
+    )
     print(table(rows))
     print(f"\nwritten {out.relative_to(ROOT)}")
 

@@ -177,8 +177,8 @@ class TaskRuntimes:
 HOUR_CACHE_SECONDS = 25 * 3600
 HOUR_CACHE_PREFIX = "console:runtime-hour:v1"
 _HIST_SUMS = ", ".join(f"sum(runtime_hist[{i + 1}])::bigint" for i in range(histogram.SIZE))
-# Hours since the epoch: whole UTC hours whatever the session's time zone.
-_HOUR_NUMBER = "floor(extract(epoch FROM minute) / 3600)::bigint"
+# The whole UTC hour of a minute, whatever the session's time zone.
+_HOUR = "date_bin('1 hour', minute, TIMESTAMPTZ '2000-01-01 00:00+00')"
 
 # Minutes that no cached hour covers: the window's partial first and last hours, and the
 # whole last hour (its own percentiles). in_cache says whether a cached hour also holds it.
@@ -187,69 +187,77 @@ SELECT name, minute >= %(hour_start)s AS in_hour,
        minute >= %(cached_from)s AND minute < %(cached_to)s AS in_cache,
        sum(succeeded)::bigint, sum(failed)::bigint, {_HIST_SUMS}
 FROM tasks_admin_taskminuterollup
-WHERE minute >= %(day_start)s
-  AND (minute < %(cached_from)s OR minute >= %(cached_to)s OR minute >= %(hour_start)s)
+WHERE (minute >= %(day_start)s AND minute < %(cached_from)s) OR minute >= %(live_from)s
 GROUP BY 1, 2, 3
 """
 # What identifies an hour's contents, per name: cheap sums, no histogram subscripts. Any
 # change to an hour's rollups (a late event, a refold) changes one of them.
 FINGERPRINT_SQL = f"""
-SELECT name, {_HOUR_NUMBER}, count(*), sum(succeeded)::bigint, sum(failed)::bigint,
+SELECT name, {_HOUR}, count(*), sum(succeeded)::bigint, sum(failed)::bigint,
        sum(runtime_count)::bigint, sum(runtime_sum)
 FROM tasks_admin_taskminuterollup
 WHERE minute >= %(cached_from)s AND minute < %(cached_to)s
 GROUP BY 1, 2
 """
 HOUR_HIST_SQL = f"""
-SELECT name, {_HOUR_NUMBER}, {_HIST_SUMS}
+SELECT name, {_HOUR}, {_HIST_SUMS}
 FROM tasks_admin_taskminuterollup
 WHERE minute >= %(start)s AND minute < %(end)s
 GROUP BY 1, 2
 """
 
 
-def _hour_key(name: str, hour: int, fingerprint: tuple[Any, ...]) -> str:
-    digest = hashlib.blake2b(repr((name, hour, fingerprint)).encode(), digest_size=16)
-    return f"{HOUR_CACHE_PREFIX}:{digest.hexdigest()}"
+def _hour_key(hour: int, fingerprint: list[tuple[Any, ...]]) -> str:
+    digest = hashlib.blake2b(repr((hour, sorted(fingerprint))).encode(), digest_size=16)
+    return f"{HOUR_CACHE_PREFIX}:{hour}:{digest.hexdigest()}"
 
 
 def _cached_hours(start: dt.datetime, end: dt.datetime) -> list[tuple[str, int, int, list[int]]]:
     """(name, succeeded, failed, histogram) per name and whole hour in [start, end).
 
     Summing 84 histogram buckets over a day of minutes per name is most of the dashboard's
-    cost; a whole hour is summed once and cached under a fingerprint of its rows, so a
-    late change to an old minute is seen at once, and reads cost a cheap grouped scan.
+    cost; a whole hour is summed once and cached (one entry per hour) under a fingerprint
+    of its rows, so a late change to an old minute is seen at once, and a read costs a
+    cheap grouped scan without histogram subscripts.
     """
     if start >= end:
         return []
     params = {"cached_from": start, "cached_to": end}
+    by_hour: dict[int, list[tuple[Any, ...]]] = {}
     with connection.cursor() as cursor:
         cursor.execute(FINGERPRINT_SQL, params)
-        prints = [(row[0], int(row[1]), tuple(row[2:])) for row in cursor.fetchall()]
-    keys = {_hour_key(name, hour, fp): (name, hour, fp) for name, hour, fp in prints}
+        for name, hour, *fingerprint in cursor.fetchall():
+            by_hour.setdefault(_hour_number(hour), []).append((name, *fingerprint))
+    keys = {_hour_key(hour, rows): hour for hour, rows in by_hour.items()}
     found = cache.get_many(list(keys))
-    missing_hours = sorted({keys[k][1] for k in keys if k not in found})
-    if missing_hours:
-        fresh = {}
+    missing = sorted(hour for key, hour in keys.items() if key not in found)
+    if missing:
+        sums: dict[int, dict[str, list[int]]] = {hour: {} for hour in missing}
         with connection.cursor() as cursor:
             cursor.execute(
                 HOUR_HIST_SQL,
                 {
-                    "start": max(start, _hour_start(missing_hours[0])),
-                    "end": min(end, _hour_start(missing_hours[-1] + 1)),
+                    "start": max(start, _hour_start(missing[0])),
+                    "end": min(end, _hour_start(missing[-1] + 1)),
                 },
             )
-            hists = {(row[0], int(row[1])): [int(v or 0) for v in row[2:]] for row in cursor}
-        for key, (name, hour, _) in keys.items():
-            if key not in found and (name, hour) in hists:
-                fresh[key] = found[key] = hists[(name, hour)]
+            for name, hour, *buckets in cursor.fetchall():
+                if _hour_number(hour) in sums:
+                    sums[_hour_number(hour)][name] = [int(b or 0) for b in buckets]
+        fresh = {key: sums[hour] for key, hour in keys.items() if hour in sums}
         cache.set_many(fresh, HOUR_CACHE_SECONDS)
+        found.update(fresh)
     out = []
-    for key, (name, _, fp) in keys.items():
-        hist = found.get(key)
-        if hist is not None:
-            out.append((name, int(fp[1] or 0), int(fp[2] or 0), hist))
+    for key, hour in keys.items():
+        hists = found[key]
+        for name, _, succeeded, failed, *_ in by_hour[hour]:
+            if name in hists:
+                out.append((name, int(succeeded or 0), int(failed or 0), hists[name]))
     return out
+
+
+def _hour_number(at: dt.datetime) -> int:
+    return int(at.timestamp()) // 3600
 
 
 def _hour_start(hour: int) -> dt.datetime:
@@ -280,6 +288,9 @@ def runtimes(w: Windows) -> list[TaskRuntimes]:
                 "hour_start": w.hour_start,
                 "cached_from": cached_from,
                 "cached_to": cached_to,
+                # Two index ranges: before the cached hours, and from the earlier of the
+                # last hour's start and the cached hours' end.
+                "live_from": min(cached_to, w.hour_start),
             },
         )
         for name, in_hour, in_cache, succeeded, failed, *buckets in cursor.fetchall():
