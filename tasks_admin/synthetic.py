@@ -788,8 +788,11 @@ def _index_event_day(info: dict[str, Any], day: int) -> None:
     start, end = _day_start(day), _day_start(day + 1)
     with psycopg.connect(**info, autocommit=True) as conn:
         conn.execute("SET maintenance_work_mem = '512MB'")
-        conn.execute(f'ALTER TABLE "{fill}" ADD PRIMARY KEY (id, recorded_at)')
-        conn.execute(f'CREATE INDEX ON "{fill}" (task_id, event_at)')
+        # Named as PostgreSQL names them on a partition created by the collector.
+        conn.execute(
+            f'ALTER TABLE "{fill}" ADD CONSTRAINT "{name}_pkey" PRIMARY KEY (id, recorded_at)'
+        )
+        conn.execute(f'CREATE INDEX "{name}_task_id_event_at_idx" ON "{fill}" (task_id, event_at)')
         # A valid CHECK of the partition bounds spares ATTACH its own validating scan.
         conn.execute(
             sql.SQL(

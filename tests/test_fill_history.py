@@ -157,7 +157,7 @@ def test_the_task_table_keeps_every_index_and_the_log_gets_day_partitions(filled
         task_indexes()
     )
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE '%%\\_fill'")
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE '%%\\_fill%%'")
         assert cursor.fetchone()[0] == 0
         cursor.execute(
             "SELECT count(*) FROM pg_inherits WHERE inhparent = 'tasks_admin_taskevent'::regclass"
