@@ -194,8 +194,11 @@ def test_dashboard_runs_a_fixed_number_of_queries_whatever_the_rows(client):
         queue(f"q{i}", i)
         QueueSample.objects.create(queue=f"q{i}", sampled_at=now, depth=i)
         rollup(f"n{i}", minutes_ago(i), runtimes=[0.1 * i], succeeded=i)
+    # The first read of a whole hour sums its histograms once (one more query), then
+    # they come from the cache.
+    assert count_queries() <= few + 1
     assert count_queries() == few
-    assert few <= 10
+    assert few <= 11
 
 
 def test_hostile_names_are_shown_as_text_on_the_dashboard(client):
