@@ -8,14 +8,14 @@ import pytest
 
 from tasks_admin.models import ApiToken
 from tasks_admin.models.api import token_digest
-from tests.browser.test_pages import SCREENSHOTS, browser  # noqa: F401 (the fixture)
+from tests.browser.conftest import SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_create_a_token_then_read_the_api_docs_served_by_the_app(
-    live_server,
-    browser,  # noqa: F811
+    asgi_server,
+    browser,
     django_user_model,
 ):
     django_user_model.objects.create_user("sre", password="a-long-test-password")
@@ -26,13 +26,13 @@ def test_create_a_token_then_read_the_api_docs_served_by_the_app(
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     page.on("request", lambda r: hosts.add(urlparse(r.url).netloc))
 
-    page.goto(f"{live_server.url}/login/")
+    page.goto(f"{asgi_server.url}/login/")
     page.fill("input[name=username]", "sre")
     page.fill("input[name=password]", "a-long-test-password")
     page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{asgi_server.url}/")
 
-    page.goto(f"{live_server.url}/tokens/")
+    page.goto(f"{asgi_server.url}/tokens/")
     page.fill("input[name=name]", "deploy script")
     page.click("text=Create token")
     shown = page.locator("#new-token code").inner_text()
@@ -40,11 +40,11 @@ def test_create_a_token_then_read_the_api_docs_served_by_the_app(
     assert ApiToken.objects.get(digest=token_digest(shown)).name == "deploy script"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "tokens.png"), full_page=True)
-    page.goto(f"{live_server.url}/tokens/")
+    page.goto(f"{asgi_server.url}/tokens/")
     assert shown not in page.content()
 
-    page.goto(f"{live_server.url}/api/v1/docs/")
+    page.goto(f"{asgi_server.url}/api/v1/docs/")
     page.wait_for_selector("text=/api/v1/tasks/", timeout=15000)
     page.screenshot(path=str(SCREENSHOTS / "api-docs.png"), full_page=True)
-    assert hosts == {urlparse(live_server.url).netloc}
+    assert hosts == {urlparse(asgi_server.url).netloc}
     assert problems == []
