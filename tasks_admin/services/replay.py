@@ -509,16 +509,20 @@ def _publish_rebuilt(
     )
     options: dict[str, Any] = {"queue": target} if target else {}
     try:
-        _app().send_task(
-            task.name,
-            args,
-            kwargs,
-            task_id=new_id,
-            headers={"replay_of": task.task_id, "replay_rebuilt": True},
-            retry=True,
-            retry_policy=RETRY_POLICY,
-            **options,
-        )
+        # On a connection to the settings' broker: the app's cached producer pool may
+        # point elsewhere (Celery lets CELERY_BROKER_URL in the environment override it).
+        with _connection() as conn:
+            _app().send_task(
+                task.name,
+                args,
+                kwargs,
+                task_id=new_id,
+                headers={"replay_of": task.task_id, "replay_rebuilt": True},
+                retry=True,
+                retry_policy=RETRY_POLICY,
+                connection=conn,
+                **options,
+            )
     except (OSError, OperationalError) as exc:
         _undo(new_id)
         raise ActionUnavailable(

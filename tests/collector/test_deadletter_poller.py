@@ -84,7 +84,7 @@ def target_of(url: str) -> tuple[str, int]:
 
 def publish_dead_letter(url: str, queue: str, catalog: dict) -> str:
     """A real task message, taken from a queue and dead-lettered by the hook's code."""
-    app = Celery(f"dl-{uuid.uuid4().hex[:6]}", broker=url)
+    app = Celery(f"dl-{uuid.uuid4().hex[:6]}", broker=url, set_as_current=False)
     app.conf.update(task_serializer="json", deadletter_queue=queue)
     work = f"{queue}-work"
     with Connection(url) as conn:

@@ -180,32 +180,34 @@ class Cluster:
                         channel = conn.channel()
 
 
-def _use_broker(monkeypatch, broker: str) -> None:
-    # Celery's conf.broker_url prefers the CELERY_BROKER_URL environment variable to the
-    # app's own setting (even Celery(broker=...)), so this process must name the cluster's
-    # broker there too, or its senders and services publish to another broker.
+def _use_broker(monkeypatch, settings, broker: str) -> None:
+    # The console's actions publish to settings.CELERY_BROKER_URL; Celery's conf.broker_url
+    # prefers the CELERY_BROKER_URL environment variable to an app's own setting (even
+    # Celery(broker=...)). Both must name the cluster's broker, or this process's senders
+    # and services publish to another broker than its workers and collector use.
+    settings.CELERY_BROKER_URL = BROKERS[broker]
     monkeypatch.setenv("CELERY_BROKER_URL", BROKERS[broker])
 
 
 @pytest.fixture(params=sorted(BROKERS))
-def cluster(request, tmp_path, transactional_db, monkeypatch) -> Iterator[Cluster]:
-    _use_broker(monkeypatch, request.param)
+def cluster(request, tmp_path, transactional_db, monkeypatch, settings) -> Iterator[Cluster]:
+    _use_broker(monkeypatch, settings, request.param)
     cluster = Cluster(request.param, tmp_path)
     yield cluster
     cluster.stop_all()
 
 
 @pytest.fixture
-def redis_cluster(tmp_path, transactional_db, monkeypatch) -> Iterator[Cluster]:
-    _use_broker(monkeypatch, "redis")
+def redis_cluster(tmp_path, transactional_db, monkeypatch, settings) -> Iterator[Cluster]:
+    _use_broker(monkeypatch, settings, "redis")
     cluster = Cluster("redis", tmp_path)
     yield cluster
     cluster.stop_all()
 
 
 @pytest.fixture
-def amqp_cluster(tmp_path, transactional_db, monkeypatch) -> Iterator[Cluster]:
-    _use_broker(monkeypatch, "amqp")
+def amqp_cluster(tmp_path, transactional_db, monkeypatch, settings) -> Iterator[Cluster]:
+    _use_broker(monkeypatch, settings, "amqp")
     cluster = Cluster("amqp", tmp_path)
     yield cluster
     cluster.stop_all()

@@ -14,7 +14,7 @@ from tests import factories
 from tests.integration.conftest import BROKERS
 from tests.pages.markup import ESCAPED, HOSTILE, is_partial, text_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("actions_on_test_redis")]
 
 HTMX = {"HX-Request": "true"}
 
