@@ -97,6 +97,11 @@ class Ticker:
                     self.counters["errors"] += 1
                     log.warning("live update tick failed: %s", exc)
                     connection.close()
+                except Exception:
+                    # A bug in one tick (a template, a selector) must not end live updates
+                    # for good, nor the collector: say so loudly and go on.
+                    self.counters["errors"] += 1
+                    log.exception("live update tick failed")
                 self.counters["ticks"] += 1
                 self.counters["last_tick_ms"] = round((time.perf_counter() - started) * 1000, 1)
         finally:
