@@ -6,6 +6,7 @@ import base64
 import json
 import socket
 import sys
+import uuid
 from urllib.parse import urlencode
 
 import pytest
@@ -14,7 +15,8 @@ from django.utils import timezone
 
 from tasks_admin.models import AuditEntry, TaskRecord, WorkerRecord
 from tasks_admin.roles import Role
-from tasks_admin.services.broker import broadcast, replies_by_worker
+from tasks_admin.services import tasks_send
+from tasks_admin.services.broker import broadcast, broker_connection, replies_by_worker
 from tests.api.helpers import task
 from tests.integration.conftest import BROKERS, Cluster, cluster, wait_for  # noqa: F401
 
@@ -206,6 +208,40 @@ def test_revoke_of_a_task_never_seen_is_a_404(client, admin):
     assert response.json()["error"] == "not_found"
 
 
+def test_multipart_forms_are_read_too(client, admin, known_worker):
+    response = client.post(f"/api/worker/pool/grow/{HOST}", {"n": "many"}, headers=basic("boss"))
+    assert response.status_code == 400
+    assert response.json()["detail"] == "Invalid argument 'many' of type 'int'"
+
+
+def test_apply_answers_with_the_state_so_far_when_the_task_does_not_finish_in_time(
+    client, admin, known_worker, settings, monkeypatch
+):
+    settings.CELERY_BROKER_URL = BROKERS["redis"]
+    monkeypatch.setattr(tasks_send, "APPLY_WAIT", 0.5)
+    queue = f"nobody-{uuid.uuid4().hex[:8]}"  # no worker consumes it
+    try:
+        response = json_post(
+            client, "/api/task/apply/demo.add", "boss", {"args": [1, 2], "queue": queue}
+        )
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert (body["state"], body["result"]) == ("PENDING", None)
+        entry = AuditEntry.objects.get(action="task.send")
+        assert entry.outcome == "succeeded" and entry.result["ready"] is False
+        assert "had not finished after 0.5 s" in entry.detail
+        with broker_connection() as conn:
+            message = conn.SimpleQueue(queue).get(timeout=5)
+            assert message.headers["id"] == body["task-id"]
+            assert message.headers["task"] == "demo.add"
+            assert message.content_type == "application/json"
+            assert json.loads(message.body)[0] == [1, 2]
+            message.ack()
+    finally:
+        with broker_connection() as conn:
+            conn.default_channel.queue_delete(queue)
+
+
 def test_a_known_worker_that_does_not_answer_is_a_503(client, admin, known_worker, settings):
     settings.CELERY_BROKER_URL = BROKERS["redis"]
     response = form_post(client, f"/api/worker/pool/grow/{HOST}", "boss", query={"n": "1"})
@@ -344,6 +380,12 @@ def test_tasks_are_applied_sent_revoked_and_aborted_as_flower_does(brokered, cli
     body = applied.json()
     assert (applied.status_code, body["result"], body["state"]) == (200, 9, "SUCCESS")
     assert set(body) == {"task-id", "result", "state"}
+    failed = json_post(
+        client, "/api/task/apply/demo.add", "boss", {"args": [1, "x"], "queue": queue}
+    ).json()
+    assert set(failed) == {"task-id", "result", "state", "traceback"}
+    assert failed["state"] == "FAILURE" and failed["result"].startswith("TypeError(")
+    assert "TypeError" in failed["traceback"]
 
     # send-task needs no known name; a long report to revoke while it runs.
     report = json_post(
@@ -376,6 +418,7 @@ def test_tasks_are_applied_sent_revoked_and_aborted_as_flower_does(brokered, cli
 
     actions = list(AuditEntry.objects.order_by("id").values_list("action", "outcome"))
     assert actions == [
+        ("task.send", "succeeded"),
         ("task.send", "succeeded"),
         ("task.send", "succeeded"),
         ("task.send", "succeeded"),
