@@ -120,11 +120,19 @@ def _known_worker(actor: Actor, workername: str, params: dict[str, Any]) -> None
 
 
 def _control(
-    request: Request, workername: str, command: str, failure: str, **arguments: Any
+    request: Request,
+    workername: str,
+    command: str,
+    failure: str,
+    *,
+    checked: bool = False,
+    **arguments: Any,
 ) -> tuple[Any, Response | None]:
-    """Run ``command`` on the worker; (its reply, None) or (None, Flower's 403 refusal)."""
+    """Run ``command`` on the worker; (its reply, None) or (None, Flower's 403 refusal).
+    ``checked``: the caller already made sure the worker is known."""
     actor = actor_of(request)
-    _known_worker(actor, workername, {"command": command, **arguments})
+    if not checked:
+        _known_worker(actor, workername, {"command": command, **arguments})
     try:
         result = services.worker_control(
             actor=actor, hostname=workername, command=command, **arguments
@@ -252,7 +260,7 @@ def _task_limit(
             services.ActionNotFound(f"Unknown task '{taskname}'"),
         )
     reply, refused = _control(
-        request, workername, command, failure, task_name=taskname, **arguments
+        request, workername, command, failure, checked=True, task_name=taskname, **arguments
     )
     return refused or Response({"message": _ok_text(reply)})
 
