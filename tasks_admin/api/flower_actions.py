@@ -50,7 +50,12 @@ def _arg(request: Request, key: str) -> str | None:
         value = request.query_params.get(key)
     if value is None:
         return None
-    text = value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool | int | float):
+        text = json.dumps(value)
+    else:  # an uploaded file, a JSON list or object
+        raise exceptions.ValidationError(f"Invalid argument for {key}: give one plain value")
     if "\x00" in text:
         raise exceptions.ValidationError("NUL characters are not allowed")
     return text

@@ -194,6 +194,26 @@ def test_apply_bodies_flower_refuses_are_a_400(client, admin, known_worker, body
     assert detail in response.json()["detail"]
 
 
+def test_apply_reads_a_json_body_whatever_its_content_type_as_flower_does(
+    client, admin, known_worker
+):
+    # curl -d '{...}' sends application/x-www-form-urlencoded.
+    response = client.post(
+        "/api/task/async-apply/demo.add",
+        '{"args": "1, 2"}',
+        content_type="application/x-www-form-urlencoded",
+        headers=basic("boss"),
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == "args must be an array"
+
+
+def test_a_parameter_that_is_not_one_plain_value_is_a_400(client, admin, known_worker):
+    response = json_post(client, f"/api/worker/pool/grow/{HOST}", "boss", {"n": [1, 2]})
+    assert response.status_code == 400
+    assert response.json()["detail"] == "Invalid argument for n: give one plain value"
+
+
 def test_apply_of_a_task_nobody_knows_is_a_404_and_audited(client, admin):
     response = json_post(client, "/api/task/apply/nope.task", "boss", {"args": []})
     assert response.status_code == 404
