@@ -7,7 +7,9 @@ from django.contrib.auth.decorators import login_not_required, login_required
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from tasks_admin.api import advisor as advisor_api
 from tasks_admin.api import errors, flower, health, metrics, views
+from tasks_admin.api import flower_actions as flower_api
 
 app_name = "api"
 
@@ -21,6 +23,10 @@ v1 = [
     path("api/v1/queues/", views.queue_list, name="queues"),
     path("api/v1/audit/", views.audit_list, name="audit"),
     path("api/v1/stats/", views.stats, name="stats"),
+    path("api/v1/advisor/findings/", advisor_api.findings, name="advisor-findings"),
+    path("api/v1/advisor/run/", advisor_api.run, name="advisor-run"),
+    path("api/v1/alerts/rules/", advisor_api.alert_rules, name="alert-rules"),
+    path("api/v1/alerts/notices/", advisor_api.alert_notices, name="alert-notices"),
 ]
 
 urlpatterns = [
@@ -51,6 +57,67 @@ urlpatterns = [
     re_path(r"^api/task/info/(?P<task_id>.+)$", flower.task_info, name="flower-task-info"),
     re_path(r"^api/task/result/(?P<task_id>.+)$", flower.task_result, name="flower-task-result"),
     path("api/queues/length", flower.queues_length, name="flower-queues-length"),
+    # Flower 2.x's action routes (flower_api.py): POST, form or query parameters.
+    re_path(
+        r"^api/worker/shutdown/(?P<workername>.+)$",
+        flower_api.worker_shutdown,
+        name="flower-worker-shutdown",
+    ),
+    re_path(
+        r"^api/worker/pool/restart/(?P<workername>.+)$",
+        flower_api.worker_pool_restart,
+        name="flower-pool-restart",
+    ),
+    re_path(
+        r"^api/worker/pool/grow/(?P<workername>.+)$",
+        flower_api.worker_pool_grow,
+        name="flower-pool-grow",
+    ),
+    re_path(
+        r"^api/worker/pool/shrink/(?P<workername>.+)$",
+        flower_api.worker_pool_shrink,
+        name="flower-pool-shrink",
+    ),
+    re_path(
+        r"^api/worker/pool/autoscale/(?P<workername>.+)$",
+        flower_api.worker_pool_autoscale,
+        name="flower-pool-autoscale",
+    ),
+    re_path(
+        r"^api/worker/queue/add-consumer/(?P<workername>.+)$",
+        flower_api.worker_queue_add_consumer,
+        name="flower-add-consumer",
+    ),
+    re_path(
+        r"^api/worker/queue/cancel-consumer/(?P<workername>.+)$",
+        flower_api.worker_queue_cancel_consumer,
+        name="flower-cancel-consumer",
+    ),
+    re_path(
+        r"^api/task/async-apply/(?P<taskname>.+)$",
+        flower_api.task_async_apply,
+        name="flower-task-async-apply",
+    ),
+    re_path(
+        r"^api/task/send-task/(?P<taskname>.+)$",
+        flower_api.task_send_task,
+        name="flower-task-send-task",
+    ),
+    re_path(r"^api/task/apply/(?P<taskname>.+)$", flower_api.task_apply, name="flower-task-apply"),
+    re_path(r"^api/task/abort/(?P<task_id>.+)$", flower_api.task_abort, name="flower-task-abort"),
+    re_path(
+        r"^api/task/revoke/(?P<task_id>.+)$", flower_api.task_revoke, name="flower-task-revoke"
+    ),
+    re_path(
+        r"^api/task/timeout/(?P<taskname>.+)$",
+        flower_api.task_timeout,
+        name="flower-task-timeout",
+    ),
+    re_path(
+        r"^api/task/rate-limit/(?P<taskname>.+)$",
+        flower_api.task_rate_limit,
+        name="flower-task-rate-limit",
+    ),
     path("metrics", metrics.metrics, name="metrics"),
     path("readyz", health.readyz, name="readyz"),
     # Anything else under /api/: a JSON 404 (or a redirect to the path with its slash).

@@ -26,6 +26,7 @@ from tasks_admin.services.base import (
 from tasks_admin.services.queues import queue_purge
 from tasks_admin.services.replay import deadletter_discard, deadletter_replay, task_retry
 from tasks_admin.services.tasks import task_revoke, task_terminate, tasks_bulk
+from tasks_admin.services.tasks_send import task_send
 from tasks_admin.services.tokens import api_token_create, api_token_revoke
 from tasks_admin.services.workers import worker_control
 
@@ -51,6 +52,7 @@ __all__ = [
     "queue_purge",
     "task_retry",
     "task_revoke",
+    "task_send",
     "task_terminate",
     "tasks_bulk",
     "worker_control",

@@ -329,6 +329,10 @@ def test_the_schema_is_served_and_lists_every_v1_path(client, api):
         "/api/v1/queues/",
         "/api/v1/audit/",
         "/api/v1/stats/",
+        "/api/v1/advisor/findings/",
+        "/api/v1/advisor/run/",
+        "/api/v1/alerts/rules/",
+        "/api/v1/alerts/notices/",
     }
     assert "bearerAuth" in schema["components"]["securitySchemes"]
     assert "429" in schema["paths"]["/api/v1/tasks/"]["get"]["responses"]
