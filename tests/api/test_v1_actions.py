@@ -18,7 +18,7 @@ from tasks_admin.models import ApiToken, AuditEntry, BulkRun, DeadLetter, TaskRe
 from tasks_admin.roles import Role
 from tasks_admin.services.replay import MAX_IDS
 from tests import factories
-from tests.api.helpers import task
+from tests.api.helpers import forget_broker_connections, task
 from tests.integration.conftest import BROKERS
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +28,9 @@ pytestmark = pytest.mark.django_db
 def _actions_publish_to_the_test_broker(settings, monkeypatch):
     settings.CELERY_BROKER_URL = BROKERS["redis"]
     monkeypatch.setenv("CELERY_BROKER_URL", BROKERS["redis"])
+    forget_broker_connections()
+    yield
+    forget_broker_connections()
 
 
 @pytest.fixture
@@ -449,6 +452,18 @@ def test_purge_answers_how_many_messages_the_broker_deleted(as_role, queue_name)
         "succeeded",
         {"queue": queue_name, "purged": 4},
     )
+
+
+def test_a_revoke_no_worker_acknowledged_is_a_503_and_audited_as_failed(as_role):
+    task("t-queued", name="demo.add", state="PENDING")
+
+    response = as_role(Role.OPERATOR, "/api/v1/tasks/t-queued/revoke/")
+
+    assert response.status_code == 503
+    assert response.json()["error"] == "unavailable"
+    assert response.json()["detail"].startswith("No worker answered the revoke")
+    entry = audited().get()
+    assert (entry.action, entry.outcome, entry.source) == ("task.revoke", "failed", "api")
 
 
 def test_control_of_a_worker_that_does_not_answer_is_a_503(as_role):

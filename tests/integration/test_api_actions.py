@@ -3,6 +3,7 @@ RabbitMQ: retry a dead letter a worker captured, revoke a queued task, control a
 worker, purge a queue, all over HTTP with bearer tokens."""
 
 import json
+from collections.abc import Iterator
 
 import pytest
 from celery import states
@@ -15,6 +16,7 @@ from tasks_admin.collector.brokers import queue_depths
 from tasks_admin.models import AuditEntry, DeadLetter, TaskEvent, TaskRecord
 from tasks_admin.roles import GROUP_NAMES, Actor, Role
 from tasks_admin.services.broker import broker_connection, celery_app
+from tests.api.helpers import forget_broker_connections
 from tests.integration.conftest import Cluster, wait_for
 from tests.integration.test_actions import declare, seen, worker
 from tests.integration.test_deadletters import (
@@ -27,11 +29,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def brokered(cluster, settings, monkeypatch) -> Cluster:
+def brokered(cluster, settings, monkeypatch) -> Iterator[Cluster]:
     """The console's services publish to the cluster's broker (settings and environment)."""
     settings.CELERY_BROKER_URL = cluster.broker_url
     monkeypatch.setenv("CELERY_BROKER_URL", cluster.broker_url)
-    return cluster
+    forget_broker_connections()
+    yield cluster
+    forget_broker_connections()
 
 
 def api(django_user_model, role: Role):
