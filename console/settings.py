@@ -240,6 +240,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStateEnum": "tasks_admin.selectors.tasks.KNOWN_STATES",
+        "DeadLetterStateEnum": "tasks_admin.api.serializers.DEADLETTER_STATES",
+    },
 }
 # Requests per token (or signed-in user) and per address without credentials, as
 # "<count>/<second|minute|hour|day>"; past it, 429 with Retry-After.

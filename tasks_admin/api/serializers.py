@@ -11,6 +11,7 @@ from typing import Any
 from rest_framework import serializers
 
 from tasks_admin.selectors import tasks as task_selectors
+from tasks_admin.services.workers import COMMANDS
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -367,3 +368,292 @@ class StatsQuery(serializers.Serializer):
     name = serializers.CharField(
         required=False, allow_blank=True, max_length=255, help_text="One task name."
     )
+
+
+# --- Actions and dead letters (phase 2): request bodies and what each action answers ---
+
+
+class RetryBody(serializers.Serializer):
+    queue = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=255,
+        help_text="Publish into this queue instead of the original one.",
+    )
+    keep_chord = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Keep the task's chord membership (group, chord) in the new message.",
+    )
+
+
+class RevokeBody(serializers.Serializer):
+    terminate = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also signal the pool process running the task (a revoke alone only "
+        "stops it from starting).",
+    )
+    signal = serializers.CharField(
+        required=False,
+        max_length=16,
+        help_text="With terminate: SIGTERM (default), SIGKILL, SIGINT, SIGQUIT, SIGHUP, "
+        "SIGUSR1 or SIGUSR2.",
+    )
+
+
+class BulkBody(TaskListQuery):
+    """POST /api/v1/tasks/bulk/: the action and the same filters as GET /api/v1/tasks/."""
+
+    action = serializers.ChoiceField(choices=["retry", "revoke"])
+    dry_run = serializers.BooleanField(
+        required=False, default=False, help_text="Only count what would be acted on."
+    )
+    cap = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Refuse if more tasks than this match (never above CONSOLE_BULK_MAX).",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A position in the list is not part of a filter.
+        del self.fields["cursor"], self.fields["page_size"]
+
+
+class WorkerControlBody(serializers.Serializer):
+    """A command and its own arguments (any other argument is a 400)."""
+
+    command = serializers.ChoiceField(choices=list(COMMANDS))
+    n = serializers.IntegerField(
+        required=False, min_value=1, help_text="pool_grow, pool_shrink: processes."
+    )
+    max = serializers.IntegerField(required=False, min_value=0, help_text="autoscale.")
+    min = serializers.IntegerField(required=False, min_value=0, help_text="autoscale.")
+    queue = serializers.CharField(
+        required=False, max_length=255, help_text="add_consumer, cancel_consumer."
+    )
+    task_name = serializers.CharField(
+        required=False, max_length=255, help_text="rate_limit, time_limit."
+    )
+    rate_limit = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=32,
+        help_text="rate_limit: 10/s, 100/m, 1000/h; 0 or empty turns the limit off.",
+    )
+    soft = serializers.FloatField(
+        required=False, allow_null=True, help_text="time_limit: soft limit in seconds."
+    )
+    hard = serializers.FloatField(
+        required=False, allow_null=True, help_text="time_limit: hard limit in seconds."
+    )
+
+
+class PurgeBody(serializers.Serializer):
+    confirm = serializers.CharField(
+        allow_blank=True, max_length=255, help_text="The queue's name, typed again."
+    )
+
+
+class DeadLetterReplayBody(serializers.Serializer):
+    queue = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=255,
+        help_text="Publish into this queue instead of the original one.",
+    )
+
+
+class DeadLetterIdsBody(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=500
+    )
+
+
+class DeadLetterReplayManyBody(DeadLetterIdsBody, DeadLetterReplayBody):
+    pass
+
+
+class RetryResultSerializer(serializers.Serializer):
+    task_id = serializers.CharField(help_text="The new task's id.")
+    replay_of = serializers.CharField()
+    source = serializers.ChoiceField(
+        choices=["captured", "rebuilt"],
+        help_text="captured: the original message; rebuilt: from the recorded argument reprs.",
+    )
+    dead_letter = serializers.IntegerField(allow_null=True)
+    queue = serializers.CharField()
+
+
+class RevokeResultSerializer(serializers.Serializer):
+    task_id = serializers.CharField()
+    replies = serializers.DictField(help_text="Each worker's reply, by hostname.")
+    signal = serializers.CharField(required=False, help_text="With terminate.")
+    terminated_on = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="With terminate: the workers that were running it.",
+    )
+
+
+class BulkDryRunSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Matching tasks, counted up to cap + 1.")
+    over_cap = serializers.BooleanField()
+    cap = serializers.IntegerField()
+
+
+class BulkStartedSerializer(serializers.Serializer):
+    run_id = serializers.IntegerField(help_text="Follow it at /api/v1/tasks/bulk/{run_id}/.")
+    count = serializers.IntegerField()
+    status = serializers.CharField()
+    ids = serializers.ListField(child=serializers.CharField())
+
+
+class BulkRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    action = serializers.CharField()
+    username = serializers.CharField()
+    query = serializers.CharField(help_text="The filter it was started with, as a query string.")
+    status = serializers.ChoiceField(choices=["running", "succeeded", "partial", "failed"])
+    total = serializers.IntegerField()
+    done = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    percent = serializers.IntegerField()
+    detail = serializers.CharField()
+    errors = serializers.ListField(child=serializers.DictField(child=serializers.CharField()))
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class WorkerControlResultSerializer(serializers.Serializer):
+    hostname = serializers.CharField()
+    command = serializers.CharField()
+    arguments = serializers.DictField(required=False, help_text="As the worker received them.")
+    reply = serializers.JSONField(allow_null=True, help_text="The worker's reply (shutdown: null).")
+
+
+class PurgeResultSerializer(serializers.Serializer):
+    queue = serializers.CharField()
+    purged = serializers.IntegerField(help_text="Messages the broker deleted.")
+
+
+class DeadLetterReplayResultSerializer(serializers.Serializer):
+    replayed = serializers.DictField(
+        child=serializers.CharField(), help_text="New task id by dead letter id."
+    )
+    skipped = serializers.DictField(child=serializers.CharField(), help_text="Reason by id.")
+    missing = serializers.ListField(child=serializers.IntegerField())
+
+
+class DeadLetterDiscardResultSerializer(serializers.Serializer):
+    discarded = serializers.ListField(child=serializers.IntegerField())
+    skipped = serializers.DictField(child=serializers.CharField(), help_text="Reason by id.")
+    missing = serializers.ListField(child=serializers.IntegerField())
+
+
+def action_result(name: str, data: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """The schema of one action's answer: ActionResultSerializer with its data typed."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "__doc__": ActionResultSerializer.__doc__,
+            "detail": serializers.CharField(help_text="What happened, for people."),
+            "result": data(),
+        },
+    )
+
+
+RetryAnswer = action_result("RetryAnswer", RetryResultSerializer)
+RevokeAnswer = action_result("RevokeAnswer", RevokeResultSerializer)
+BulkDryRunAnswer = action_result("BulkDryRunAnswer", BulkDryRunSerializer)
+BulkStartedAnswer = action_result("BulkStartedAnswer", BulkStartedSerializer)
+WorkerControlAnswer = action_result("WorkerControlAnswer", WorkerControlResultSerializer)
+PurgeAnswer = action_result("PurgeAnswer", PurgeResultSerializer)
+DeadLetterReplayAnswer = action_result("DeadLetterReplayAnswer", DeadLetterReplayResultSerializer)
+DeadLetterDiscardAnswer = action_result(
+    "DeadLetterDiscardAnswer", DeadLetterDiscardResultSerializer
+)
+
+
+# The dead-letter states (models.DeadLetter.State), named in the schema's enums.
+DEADLETTER_STATES = ["new", "replayed", "discarded"]
+
+
+class DeadLetterQuery(serializers.Serializer):
+    """Query parameters of GET /api/v1/dead-letters/ (the Dead letters page's filters)."""
+
+    name = serializers.CharField(
+        required=False, allow_blank=True, max_length=255, help_text="Exact task name."
+    )
+    exception = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=255,
+        help_text="Exception type or reason (exact), or text in the exception.",
+    )
+    queue = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=255,
+        help_text="The task's queue or the dead-letter queue.",
+    )
+    state = serializers.ChoiceField(choices=DEADLETTER_STATES, required=False)
+    age = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=16,
+        help_text="Only letters received within this long: 30m, 1h, 24h, 7d.",
+    )
+    cursor = serializers.CharField(
+        required=False, allow_blank=True, max_length=20, help_text="From `next_cursor`."
+    )
+
+
+class DeadLetterSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    task_id = serializers.CharField()
+    name = serializers.CharField()
+    state = serializers.ChoiceField(choices=DEADLETTER_STATES)
+    reason = serializers.CharField()
+    source = serializers.CharField()
+    queue = serializers.CharField()
+    exception = serializers.CharField()
+    exception_type = serializers.CharField()
+    received_at = serializers.DateTimeField()
+    died_at = serializers.DateTimeField(allow_null=True)
+    replayed_as = serializers.CharField()
+    replayed_by = serializers.CharField()
+    discarded_by = serializers.CharField()
+    body_complete = serializers.BooleanField(help_text="False: not replayable (body not JSON).")
+
+
+class DeadLetterListSerializer(serializers.Serializer):
+    results = DeadLetterSummarySerializer(many=True)
+    next = serializers.CharField(allow_null=True)
+    next_cursor = serializers.CharField(allow_null=True)
+    counts = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Letters matching the filter, by state."
+    )
+
+
+class DeadLetterDetailSerializer(DeadLetterSummarySerializer):
+    args = serializers.JSONField(help_text="Redacted per CONSOLE_REDACT_ARGS.")
+    kwargs = serializers.JSONField(help_text="Redacted per CONSOLE_REDACT_ARGS.")
+    embed = serializers.JSONField(help_text="callbacks, errbacks, chain, chord.")
+    headers = serializers.JSONField(help_text="Redacted per CONSOLE_REDACT_ARGS.")
+    properties = serializers.JSONField()
+    body_repr = serializers.CharField(help_text="The body, when it could not be kept as JSON.")
+    exchange = serializers.CharField()
+    routing_key = serializers.CharField()
+    priority = serializers.IntegerField(allow_null=True)
+    traceback = serializers.CharField()
+    x_death = serializers.JSONField(help_text="RabbitMQ's x-death header.")
+    hostname = serializers.CharField()
+    deadletter_queue = serializers.CharField()
+    replayed_at = serializers.DateTimeField(allow_null=True)
+    replay_queue = serializers.CharField()
+    discarded_at = serializers.DateTimeField(allow_null=True)

@@ -7,8 +7,8 @@ from django.contrib.auth.decorators import login_not_required, login_required
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from tasks_admin.api import actions, errors, flower, health, metrics, views
 from tasks_admin.api import advisor as advisor_api
-from tasks_admin.api import errors, flower, health, metrics, views
 from tasks_admin.api import flower_actions as flower_api
 
 app_name = "api"
@@ -16,6 +16,35 @@ app_name = "api"
 v1 = [
     path("api/v1/tasks/", views.task_list, name="tasks"),
     path("api/v1/task-names/", views.task_names, name="task-names"),
+    # Actions before the <path:> detail routes, which would swallow ".../retry/".
+    path("api/v1/tasks/bulk/", actions.tasks_bulk, name="tasks-bulk"),
+    path("api/v1/tasks/bulk/<int:run_id>/", actions.bulk_run, name="tasks-bulk-run"),
+    path("api/v1/tasks/<path:task_id>/retry/", actions.task_retry, name="task-retry"),
+    path("api/v1/tasks/<path:task_id>/revoke/", actions.task_revoke, name="task-revoke"),
+    path("api/v1/workers/<path:hostname>/control/", actions.worker_control, name="worker-control"),
+    path("api/v1/queues/<path:name>/purge/", actions.queue_purge, name="queue-purge"),
+    path("api/v1/dead-letters/", actions.deadletter_list, name="dead-letters"),
+    path(
+        "api/v1/dead-letters/replay/",
+        actions.deadletter_replay_many,
+        name="dead-letters-replay",
+    ),
+    path(
+        "api/v1/dead-letters/discard/",
+        actions.deadletter_discard_many,
+        name="dead-letters-discard",
+    ),
+    path("api/v1/dead-letters/<int:pk>/", actions.deadletter_detail, name="dead-letter"),
+    path(
+        "api/v1/dead-letters/<int:pk>/replay/",
+        actions.deadletter_replay,
+        name="dead-letter-replay",
+    ),
+    path(
+        "api/v1/dead-letters/<int:pk>/discard/",
+        actions.deadletter_discard,
+        name="dead-letter-discard",
+    ),
     # <path:>: task ids and hostnames are arbitrary strings and may contain "/".
     path("api/v1/tasks/<path:task_id>/", views.task_detail, name="task"),
     path("api/v1/workers/", views.worker_list, name="workers"),

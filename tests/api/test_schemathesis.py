@@ -14,7 +14,14 @@ from django.utils import timezone
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tasks_admin import histogram
-from tasks_admin.models import AuditEntry, QueueRecord, TaskMinuteRollup, WorkerRecord
+from tasks_admin.models import (
+    AuditEntry,
+    BulkRun,
+    QueueRecord,
+    TaskMinuteRollup,
+    WorkerRecord,
+)
+from tests import factories
 from tests.api.helpers import task
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +55,11 @@ def api_schema(token, wsgi_app, settings):
         runtime_hist=histogram.from_runtimes([0.1, 0.2]),
     )
     AuditEntry.objects.create(username="u", source="page", action="task.retry", outcome="failed")
+    factories.dead_letter("t-2", name="demo.fail")
+    BulkRun.objects.create(username="u", action="retry", total=2, done=1)
     app = wsgi_app
+    # The token is a viewer's: every action (POST) is refused with a 403 before it could
+    # reach a broker, so no message is published and nothing waits for a worker.
     headers = {"Authorization": f"Bearer {token}"}
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", app, headers=headers)
     schema.config.headers = headers  # every generated request authenticates

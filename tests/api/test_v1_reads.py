@@ -333,6 +333,19 @@ def test_the_schema_is_served_and_lists_every_v1_path(client, api):
         "/api/v1/advisor/run/",
         "/api/v1/alerts/rules/",
         "/api/v1/alerts/notices/",
+        # The actions and dead letters (tests/api/test_v1_actions.py).
+        "/api/v1/tasks/{task_id}/retry/",
+        "/api/v1/tasks/{task_id}/revoke/",
+        "/api/v1/tasks/bulk/",
+        "/api/v1/tasks/bulk/{run_id}/",
+        "/api/v1/workers/{hostname}/control/",
+        "/api/v1/queues/{name}/purge/",
+        "/api/v1/dead-letters/",
+        "/api/v1/dead-letters/{id}/",
+        "/api/v1/dead-letters/{id}/replay/",
+        "/api/v1/dead-letters/{id}/discard/",
+        "/api/v1/dead-letters/replay/",
+        "/api/v1/dead-letters/discard/",
     }
     assert "bearerAuth" in schema["components"]["securitySchemes"]
     assert "429" in schema["paths"]["/api/v1/tasks/"]["get"]["responses"]
