@@ -10,6 +10,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from tasks_admin.collector import merge
 from tasks_admin.selectors import tasks as task_selectors
 from tasks_admin.services.workers import COMMANDS
 
@@ -140,41 +141,11 @@ class LineageSerializer(serializers.Serializer):
     replays = RelatedSerializer()
 
 
-TASK_DETAIL_FIELDS = (
-    "task_id",
-    "name",
-    "state",
-    "first_seen_at",
-    "last_event_at",
-    "sent_at",
-    "received_at",
-    "started_at",
-    "succeeded_at",
-    "failed_at",
-    "retried_at",
-    "revoked_at",
-    "rejected_at",
-    "lost_at",
-    "runtime",
-    "retries",
-    "worker",
-    "queue",
-    "exchange",
-    "routing_key",
-    "root_id",
-    "parent_id",
-    "group_id",
-    "eta",
-    "expires",
-    "args",
-    "kwargs",
-    "result",
-    "exception",
-    "exception_type",
-    "traceback",
-    "revoke_signal",
-    "reconciled",
-    "replay_of",
+# Every stored column of a task, less the merge's bookkeeping (collector/merge.py).
+TASK_DETAIL_FIELDS = tuple(
+    c
+    for c in merge.COLUMNS
+    if c not in ("event_keys", "last_event_ts", "last_event_clock", "updated_at")
 )
 
 

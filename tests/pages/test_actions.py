@@ -249,21 +249,6 @@ def test_a_bulk_dry_run_without_javascript_is_a_confirmation_page(admin):
     assert 'value="run"' not in body
 
 
-def test_bulk_retry_is_refused_clearly_while_the_console_has_no_retry(admin):
-    from tasks_admin import services
-
-    if getattr(services, "task_retry", None) is not None:
-        pytest.skip("the retry service exists: bulk retry is covered with it")
-    task("f-1", "FAILURE")
-
-    response = admin.post(
-        "/actions/tasks/bulk/", {"action": "retry", "step": "count"}, headers=HTMX
-    )
-
-    assert response.status_code == 503
-    assert "Bulk retry needs the retry action" in response.content.decode()
-
-
 def test_bad_bulk_input_is_a_400_with_the_reason(admin):
     bad_filter = admin.post(
         "/actions/tasks/bulk/", {"action": "revoke", "state": "NOPE"}, headers=HTMX
