@@ -27,7 +27,7 @@ from tasks_admin.selectors import task_story as story_selectors
 from tasks_admin.selectors import tasks as task_selectors
 from tasks_admin.selectors import workers as worker_selectors
 from tasks_admin.selectors.tasks import Cursor, TaskFilters
-from tasks_admin.views.tasks import parse_moment
+from tasks_admin.views.filtering import parse_moment
 
 # Query parameters every endpoint accepts besides its own (DRF's renderer choice).
 COMMON_PARAMS = frozenset({"format"})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
@@ -16,13 +14,13 @@ from tasks_admin.models import AuditEntry
 from tasks_admin.roles import ACTION_ROLES
 from tasks_admin.selectors import audit as audit_selectors
 from tasks_admin.selectors.audit import AuditCursor, AuditFilters
+from tasks_admin.views.filtering import TimeRangeForm
 from tasks_admin.views.rendering import page_or_partial
-from tasks_admin.views.tasks import parse_moment
 
 SOURCES = ("page", "api", "command", "system")
 
 
-class AuditForm(forms.Form):
+class AuditForm(TimeRangeForm):
     user = forms.CharField(required=False, max_length=150)
     action = forms.ChoiceField(
         required=False,
@@ -40,31 +38,6 @@ class AuditForm(forms.Form):
         error_messages={"invalid_choice": "Unknown source “%(value)s”."},
     )
     cursor = forms.CharField(required=False, max_length=100)
-
-    def __init__(self, data: Any, *, now: dt.datetime) -> None:
-        super().__init__(data)
-        self.now = now
-        self.fields["from"] = forms.CharField(required=False, max_length=64)
-        self.fields["to"] = forms.CharField(required=False, max_length=64)
-
-    def _moment(self, key: str) -> dt.datetime | None:
-        text = self.cleaned_data.get(key) or ""
-        if not text:
-            return None
-        try:
-            return parse_moment(text, self.now)
-        except ValueError:
-            raise forms.ValidationError(
-                "“%(value)s” is not a time: use an ISO date-time such as 2025-01-31T14:00 "
-                "or a relative one such as 15m, 1h, 24h or 7d.",
-                params={"value": text},
-            ) from None
-
-    def clean_from(self) -> dt.datetime | None:
-        return self._moment("from")
-
-    def clean_to(self) -> dt.datetime | None:
-        return self._moment("to")
 
     def clean_cursor(self) -> AuditCursor | None:
         text = self.cleaned_data.get("cursor") or ""
@@ -85,13 +58,6 @@ class AuditForm(forms.Form):
             since=data["from"],
             until=data["to"],
         )
-
-    def error_messages(self) -> list[str]:
-        return [
-            f"{key.capitalize()}: {message}"
-            for key, messages in self.errors.items()
-            for message in messages
-        ]
 
 
 @require_GET

@@ -24,6 +24,7 @@ from tasks_admin import services
 from tasks_admin.models import DeadLetter
 from tasks_admin.roles import Actor, role_of
 from tasks_admin.selectors import deadletters as selectors
+from tasks_admin.views.filtering import FilterForm
 from tasks_admin.views.rendering import is_htmx, page_or_partial
 
 _AGE = re.compile(r"^(\d{1,6})\s*(m|min|h|d|w)$", re.IGNORECASE)
@@ -36,7 +37,7 @@ AGE_CHOICES = [
 ]
 
 
-class DeadLetterListForm(forms.Form):
+class DeadLetterListForm(FilterForm):
     name = forms.CharField(required=False, max_length=255)
     exception = forms.CharField(required=False, max_length=255)
     queue = forms.CharField(required=False, max_length=255)
@@ -68,13 +69,6 @@ class DeadLetterListForm(forms.Form):
             state=data["state"],
             age=data["age"],
         )
-
-    def error_messages(self) -> list[str]:
-        return [
-            f"{key.capitalize()}: {message}"
-            for key, messages in self.errors.items()
-            for message in messages
-        ]
 
 
 def deadletter_list(request: HttpRequest) -> HttpResponse:

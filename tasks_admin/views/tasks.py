@@ -1,8 +1,7 @@
 """The task list (filters in the URL, keyset pages, "N new tasks") and the task page."""
 
 import datetime as dt
-import re
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from django import forms
@@ -15,10 +14,9 @@ from django.utils.cache import patch_vary_headers
 from tasks_admin.selectors import task_story as story_selectors
 from tasks_admin.selectors import tasks as task_selectors
 from tasks_admin.selectors.tasks import Cursor, TaskFilters
+from tasks_admin.views.filtering import TimeRangeForm
 from tasks_admin.views.rendering import is_htmx, page_or_partial
 
-_RELATIVE = re.compile(r"^(\d{1,6})\s*(s|m|min|h|d|w)$", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 SORT_LABELS = {"received": "Received (newest first)", "started": "Started (newest first)"}
 SORT_LABELS["runtime"] = "Runtime (slowest first)"
 MATCH_LABELS = {"auto": "Id or text", "id": "Task id", "text": "Text"}
@@ -26,29 +24,19 @@ MATCH_LABELS = {"auto": "Id or text", "id": "Task id", "text": "Text"}
 POSITION_PARAMS = ("cursor", "newer_than")
 
 
-def parse_moment(text: str, now: dt.datetime) -> dt.datetime:
-    """``now``, ``15m``/``1h``/``7d`` ago, or an ISO 8601 date or date-time (UTC if naive)."""
-    text = text.strip()
-    if text.lower() == "now":
-        return now
-    relative = _RELATIVE.match(text)
-    try:
-        if relative:
-            seconds = int(relative[1]) * _UNIT_SECONDS[relative[2].lower()]
-            return now - dt.timedelta(seconds=seconds)
-        moment = dt.datetime.fromisoformat(text)
-    except (ValueError, OverflowError) as exc:
-        raise ValueError(text) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 class StatesField(forms.MultipleChoiceField):
     def to_python(self, value: Any) -> list[str]:
         return [v.strip().upper() for v in super().to_python(value) if v.strip()]
 
 
-class TaskListForm(forms.Form):
+class TaskListForm(TimeRangeForm):
     """The list's query string. Every value is optional; bad ones are form errors."""
+
+    error_labels: ClassVar[dict[str, str]] = {
+        **TimeRangeForm.error_labels,
+        "newer_than": "New tasks",
+        "search": "Search",
+    }
 
     state = StatesField(
         required=False,
@@ -77,32 +65,6 @@ class TaskListForm(forms.Form):
     )
     cursor = forms.CharField(required=False, max_length=600)
     newer_than = forms.CharField(required=False, max_length=600)
-
-    def __init__(self, data: Any, *, now: dt.datetime) -> None:
-        super().__init__(data)
-        self.now = now
-        # "from" and "to" read best in a URL, and are Python keywords.
-        self.fields["from"] = forms.CharField(required=False, max_length=64)
-        self.fields["to"] = forms.CharField(required=False, max_length=64)
-
-    def _moment(self, key: str) -> dt.datetime | None:
-        text = self.cleaned_data.get(key) or ""
-        if not text:
-            return None
-        try:
-            return parse_moment(text, self.now)
-        except ValueError:
-            raise forms.ValidationError(
-                "“%(value)s” is not a time: use an ISO date-time such as 2025-01-31T14:00 "
-                "or a relative one such as 15m, 1h, 24h or 7d.",
-                params={"value": text},
-            ) from None
-
-    def clean_from(self) -> dt.datetime | None:
-        return self._moment("from")
-
-    def clean_to(self) -> dt.datetime | None:
-        return self._moment("to")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or self.cleaned_data
@@ -134,14 +96,6 @@ class TaskListForm(forms.Form):
             match=data["match"] or "auto",
             sort=data["sort"] or "received",
         )
-
-    def error_messages(self) -> list[str]:
-        labels = {"from": "From", "to": "To", "newer_than": "New tasks", "search": "Search"}
-        return [
-            f"{labels.get(key, key.replace('_', ' ').capitalize())}: {message}"
-            for key, messages in self.errors.items()
-            for message in messages
-        ]
 
 
 def _list_url(request: HttpRequest, **changes: str) -> str:
