@@ -149,23 +149,8 @@ def deadletter_replay(
                     reason = _not_replayable(letter) or "was taken by another replay"
             skipped[str(pk)] = reason
         data = {"replayed": replayed, "skipped": skipped, "missing": missing}
-        if not replayed:
-            raise ActionConflict(
-                "Nothing was replayed: "
-                + "; ".join(f"#{pk} {why}" for pk, why in skipped.items())
-                + "."
-            )
-        detail = f"Replayed {len(replayed)} dead letter{'s' if len(replayed) != 1 else ''}: " + (
-            ", ".join(f"#{pk} as {new_id}" for pk, new_id in replayed.items())
-        )
-        if skipped:
-            detail += f"; skipped {len(skipped)} (" + "; ".join(
-                f"#{pk} {why}" for pk, why in skipped.items()
-            )
-            detail += ")"
-        if missing:
-            detail += f"; {len(missing)} not found ({_list(missing)})"
-        return ActionResult(detail=detail + ".", data=data)
+        done = ": " + ", ".join(f"#{pk} as {new_id}" for pk, new_id in replayed.items())
+        return _outcome("Replayed", len(replayed), done, skipped, missing, data)
 
     return perform(
         actor,
@@ -204,22 +189,7 @@ def deadletter_discard(*, actor: Actor, ids: Sequence[int | str]) -> ActionResul
             )
         missing = [pk for pk in wanted if pk not in found]
         data = {"discarded": discard, "skipped": skipped, "missing": missing}
-        if not discard:
-            raise ActionConflict(
-                "Nothing was discarded: "
-                + "; ".join(f"#{pk} {why}" for pk, why in skipped.items())
-                + "."
-            )
-        detail = f"Discarded {len(discard)} dead letter{'s' if len(discard) != 1 else ''}"
-        detail += f" ({_list(discard)})"
-        if skipped:
-            detail += f"; skipped {len(skipped)} (" + "; ".join(
-                f"#{pk} {why}" for pk, why in skipped.items()
-            )
-            detail += ")"
-        if missing:
-            detail += f"; {len(missing)} not found ({_list(missing)})"
-        return ActionResult(detail=detail + ".", data=data)
+        return _outcome("Discarded", len(discard), f" ({_list(discard)})", skipped, missing, data)
 
     return perform(
         actor,
@@ -231,6 +201,29 @@ def deadletter_discard(*, actor: Actor, ids: Sequence[int | str]) -> ActionResul
 
 
 # --- Helpers ---
+
+
+def _outcome(
+    verb: str,
+    count: int,
+    done: str,
+    skipped: dict[str, str],
+    missing: list[int],
+    data: dict[str, Any],
+) -> ActionResult:
+    """What a replay or discard of many dead letters did, in one sentence; 409 if nothing.
+
+    ``done`` follows "<verb> N dead letters" and names what was done to which.
+    """
+    reasons = "; ".join(f"#{pk} {why}" for pk, why in skipped.items())
+    if not count:
+        raise ActionConflict(f"Nothing was {verb.lower()}: {reasons}.")
+    detail = f"{verb} {count} dead letter{'s' if count != 1 else ''}{done}"
+    if skipped:
+        detail += f"; skipped {len(skipped)} ({reasons})"
+    if missing:
+        detail += f"; {len(missing)} not found ({_list(missing)})"
+    return ActionResult(detail=detail + ".", data=data)
 
 
 def rebuild_arguments(task: TaskRecord) -> tuple[list[Any], dict[str, Any]]:
