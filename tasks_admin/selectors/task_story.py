@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, QuerySet
+from django.db.models import CharField, F, QuerySet, Value
 
 from tasks_admin.models import DeadLetter, TaskEvent, TaskRecord
 from tasks_admin.redaction import redact_repr, redacted_names
@@ -196,55 +196,65 @@ def _field_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _related(queryset: QuerySet[TaskRecord]) -> Related:
-    """The first LINEAGE_CAP rows the index yields, shown oldest first.
-
-    No ORDER BY in SQL: a big workflow would be sorted whole for 50 rows. The partial
-    indexes yield rows roughly in insertion order anyway.
-    """
-    rows = list(queryset.only(*LINEAGE_COLUMNS)[: LINEAGE_CAP + 1])
-    total = len(rows)
-    if total > LINEAGE_CAP:
-        rows = rows[:LINEAGE_CAP]
-        total = queryset.values("pk")[: LINEAGE_COUNT_CAP + 1].count()
-    rows.sort(key=lambda r: (r.first_seen_at, r.task_id))
-    return Related(rows=rows, total=total, cap=LINEAGE_COUNT_CAP)
-
-
-def _one(task_id: str) -> TaskRecord | None:
-    if not task_id:
-        return None
-    return TaskRecord.objects.filter(pk=task_id).only(*LINEAGE_COLUMNS).first()
-
-
 def _lineage(task: TaskRecord) -> Lineage:
     tasks = TaskRecord.objects.exclude(pk=task.task_id)
     # A retry is published by the task itself: Celery records the task as its own parent.
     parent_id = task.parent_id if task.parent_id != task.task_id else ""
     root_id = task.root_id if task.root_id != task.task_id else ""
     # The conditions repeat the partial indexes' predicates so that PostgreSQL uses them.
-    children = _related(tasks.filter(parent_id=task.task_id).exclude(parent_id=""))
-    empty = Related(rows=[], total=0, cap=LINEAGE_COUNT_CAP)
-    group = (
-        _related(tasks.filter(group_id=task.group_id).exclude(group_id=""))
-        if task.group_id
-        else empty
+    sets = {
+        "children": tasks.filter(parent_id=task.task_id).exclude(parent_id=""),
+        "workflow": tasks.filter(root_id=root_id or task.task_id)
+        .exclude(root_id="")
+        .exclude(root_id=F("task_id")),
+        "replays": tasks.filter(replay_of=task.task_id).exclude(replay_of=""),
+    }
+    if task.group_id:
+        sets["group"] = tasks.filter(group_id=task.group_id).exclude(group_id="")
+    named = [task_id for task_id in (root_id, parent_id, task.replay_of) if task_id]
+    found = _first_rows_of(
+        {**sets, "named": TaskRecord.objects.filter(pk__in=named)} if named else sets
     )
-    workflow_root = task.root_id or task.task_id
-    workflow = _related(
-        tasks.filter(root_id=workflow_root).exclude(root_id="").exclude(root_id=F("task_id"))
-    )
-    # The condition repeats task_replay_idx's predicate so that PostgreSQL uses it.
-    replays = _related(tasks.filter(replay_of=task.task_id).exclude(replay_of=""))
+    related = {kind: _related(found[kind], queryset) for kind, queryset in sets.items()}
+    by_id = {row.task_id: row for row in found["named"]}
     return Lineage(
         root_id=root_id,
-        root=_one(root_id),
+        root=by_id.get(root_id),
         parent_id=parent_id,
-        parent=_one(parent_id),
-        children=children,
-        group=group,
-        workflow=workflow,
+        parent=by_id.get(parent_id),
+        children=related["children"],
+        group=related.get("group", Related(rows=[], total=0, cap=LINEAGE_COUNT_CAP)),
+        workflow=related["workflow"],
         replay_of_id=task.replay_of,
-        replay_of=_one(task.replay_of),
-        replays=replays,
+        replay_of=by_id.get(task.replay_of),
+        replays=related["replays"],
     )
+
+
+def _first_rows_of(sets: dict[str, QuerySet[TaskRecord]]) -> dict[str, list[TaskRecord]]:
+    """The first LINEAGE_CAP + 1 rows of each set, in one round trip (UNION ALL).
+
+    No ORDER BY in SQL: a big workflow would be sorted whole for 50 rows. The partial
+    indexes yield rows roughly in insertion order anyway.
+    """
+    parts = [
+        queryset.only(*LINEAGE_COLUMNS)
+        .annotate(lineage_set=Value(kind, output_field=CharField()))
+        .order_by()[: LINEAGE_CAP + 1]
+        for kind, queryset in sets.items()
+    ]
+    found: dict[str, list[TaskRecord]] = {kind: [] for kind in sets}
+    found.setdefault("named", [])
+    for row in parts[0].union(*parts[1:], all=True):
+        found[row.lineage_set].append(row)
+    return found
+
+
+def _related(rows: list[TaskRecord], queryset: QuerySet[TaskRecord]) -> Related:
+    """Up to LINEAGE_CAP of ``rows``, oldest first, and how many ``queryset`` holds (capped)."""
+    total = len(rows)
+    if total > LINEAGE_CAP:
+        rows = rows[:LINEAGE_CAP]
+        total = queryset.values("pk")[: LINEAGE_COUNT_CAP + 1].count()
+    rows.sort(key=lambda r: (r.first_seen_at, r.task_id))
+    return Related(rows=rows, total=total, cap=LINEAGE_COUNT_CAP)
