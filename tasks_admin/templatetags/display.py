@@ -1,8 +1,7 @@
-"""``{% moment at %}``: a moment as the pages show it.
+"""How the pages show a moment and a task state, as tags.
 
-The exact UTC time, readable without JavaScript; console.js turns it into "3 min ago" with
-the exact time on hover. A tag, not an included template: pages show dozens of moments (a
-task list shows three per row) and an include costs a template context per moment.
+Tags, not included templates: a task list shows a state and two moments per row, and an
+include costs a template context each (151 moments: 20.5 ms as an include, 3.4 ms as a tag).
 """
 
 import datetime as dt
@@ -19,6 +18,8 @@ NO_MOMENT = mark_safe('<span class="muted">—</span>')
 
 @register.simple_tag
 def moment(at: dt.datetime | None) -> SafeString:
+    """The exact UTC time, readable without JavaScript; console.js turns it into "3 min
+    ago" with the exact time on hover."""
     if not at:
         return NO_MOMENT
     if timezone.is_aware(at):
@@ -29,3 +30,9 @@ def moment(at: dt.datetime | None) -> SafeString:
         at.strftime("%Y-%m-%d %H:%M:%S.%f"),
         at.strftime("%Y-%m-%d %H:%M:%S"),
     )
+
+
+@register.simple_tag
+def state_badge(state: str) -> SafeString:
+    """A task state in its colour (the class is the state, lower-cased)."""
+    return format_html('<span class="state state-{}">{}</span>', str(state).lower(), state)
