@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from tasks_admin import broadcast, fragments
 from tasks_admin.selectors import failures as failure_selectors
+from tasks_admin.selectors import task_facts
 from tasks_admin.selectors import tasks as task_selectors
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def row_html(facts: dict[str, Any]) -> str:
     """A changed task's list row, rendered at most once per web process and tick: every
     consumer of the process gets the same message dict, so the first keeps the HTML in it."""
     if "row" not in facts:
-        facts["row"] = fragments.task_row(task_selectors.row_from_facts(facts))
+        facts["row"] = fragments.task_row(task_facts.row_from_facts(facts))
     return str(facts["row"])
 
 
@@ -230,8 +231,8 @@ class TaskListConsumer(LiveConsumer):
                 self.top is not None
                 and len(self.new_ids) <= cap
                 and task_id not in self.new_ids
-                and task_selectors.is_newer(facts, self.top)
-                and task_selectors.matches(self.filters, self.mode, facts)
+                and task_facts.is_newer(facts, self.top)
+                and task_facts.matches(self.filters, self.mode, facts)
             ):
                 self.new_ids.add(task_id)
         if len(self.new_ids) != counted:

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from tasks_admin import broadcast, fragments
 from tasks_admin.models import TaskRecord
+from tasks_admin.selectors import task_facts
 from tasks_admin.selectors import tasks as task_selectors
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ class Ticker:
         once per process and only for tasks some open list shows (consumers.row_html):
         most changed tasks are new, shown nowhere, only counted."""
         rows = TaskRecord.objects.filter(task_id__in=list(task_ids)).only(*ROW_COLUMNS)
-        return broadcast.tasks_changed([task_selectors.task_facts(row) for row in rows], tick)
+        return broadcast.tasks_changed([task_facts.task_facts(row) for row in rows], tick)
 
     def watched(self) -> Watched:
         """The groups some connected page watches (two Redis commands, whatever its size)."""
