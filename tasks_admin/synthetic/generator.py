@@ -317,11 +317,15 @@ class _Generator:
                 self.pending.append((_task_id(rng), child, at, task_id, task_id, group_id))
         return task_id, name_i, t0, task_id, "", ""
 
-    def _contribute(self, name_i: int, at_us: int, column: int, amount: int = 1) -> list[Any]:
+    def _bucket(self, name_i: int, at_us: int) -> list[Any]:
         key = (name_i, at_us // MINUTE_US)
         bucket = self.rollup.get(key)
         if bucket is None:
             bucket = self.rollup[key] = _empty_rollup()
+        return bucket
+
+    def _contribute(self, name_i: int, at_us: int, column: int, amount: int = 1) -> list[Any]:
+        bucket = self._bucket(name_i, at_us)
         bucket[column] += amount
         return bucket
 
@@ -574,8 +578,8 @@ class _Generator:
                 self._contribute(name_i, final_at, R[failed_or_revoked])
             # rollups.queue_wait: finished, never retried, sent and started (no ETAs here).
             if not retries and sent_at is not None and started_at is not None:
-                bucket = self._contribute(name_i, started_at, R["queue_wait_count"], 0)
-                self._observe(bucket, R["queue_wait_count"], max((started_at - sent_at) / US, 0.0))
+                wait = max((started_at - sent_at) / US, 0.0)
+                self._observe(self._bucket(name_i, started_at), R["queue_wait_count"], wait)
             if state != states.REVOKED:
                 self.processed[row_worker] += 1
         result = self.result
