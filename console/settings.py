@@ -68,7 +68,11 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/console")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# No persistent connections: under ASGI each request's sync code runs in a thread of its
+# own, so a kept connection is never reused and stays open until garbage collection; at
+# 200 requests/s that piled up past PostgreSQL's max_connections. Django's docs say the
+# same (use a pool instead: that needs psycopg's pool package, not installed here).
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -27,8 +27,14 @@ def new_task_id() -> str:
 
 
 def succeeded_task(
-    task_id: str | None = None, *, name: str = "demo.add", at: float | None = None, runtime=0.25
+    task_id: str | None = None,
+    *,
+    name: str = "demo.add",
+    at: float | None = None,
+    runtime=0.25,
+    wait=0.02,
 ) -> list[dict]:
+    """Sent at ``at``, received halfway through ``wait``, started ``wait`` s after sent."""
     task_id = task_id or new_task_id()
     at = at or time.time()
     return [
@@ -50,7 +56,7 @@ def succeeded_task(
         event(
             "task-received",
             task_id,
-            at=at + 0.01,
+            at=at + wait / 2,
             name=name,
             args="(1, 2)",
             kwargs="{}",
@@ -60,8 +66,8 @@ def succeeded_task(
             eta=None,
             expires=None,
         ),
-        event("task-started", task_id, at=at + 0.02),
-        event("task-succeeded", task_id, at=at + 0.02 + runtime, result="3", runtime=runtime),
+        event("task-started", task_id, at=at + wait),
+        event("task-succeeded", task_id, at=at + wait + runtime, result="3", runtime=runtime),
     ]
 
 

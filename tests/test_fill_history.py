@@ -17,6 +17,7 @@ from tasks_admin.models import (
     QueueSample,
     TaskEvent,
     TaskMinuteRollup,
+    TaskNameTotal,
     TaskRecord,
     WorkerRecord,
 )
@@ -135,10 +136,30 @@ def test_rollups_are_the_sum_of_the_rows_contributions(filled):
         assert {c: getattr(row, c) for c in rollups.COUNTS} == delta.counts
         assert row.runtime_count == delta.runtime_count
         assert (row.runtime_hist or histogram.empty()) == (delta.hist or histogram.empty())
+        assert row.queue_wait_count == delta.wait_count
+        assert row.queue_wait_sum == pytest.approx(delta.wait_sum)
+        assert (row.queue_wait_hist or histogram.empty()) == (delta.wait_hist or histogram.empty())
+    assert sum(d.wait_count for d in expected.values()) > 0.8 * TASKS
     totals = TaskMinuteRollup.objects.values_list("received", "succeeded", "failed")
     assert sum(r[0] for r in totals) == TaskRecord.objects.exclude(received_at=None).count()
     assert sum(r[1] for r in totals) == TaskRecord.objects.filter(state=states.SUCCESS).count()
     assert sum(r[2] for r in totals) == TaskRecord.objects.filter(state=states.FAILURE).count()
+
+
+def test_running_totals_are_the_sum_of_the_rollups(filled):
+    totals = {t.name: t for t in TaskNameTotal.objects.all()}
+    assert set(totals) == set(TaskMinuteRollup.objects.values_list("name", flat=True))
+    for name, total in totals.items():
+        minutes = TaskMinuteRollup.objects.filter(name=name)
+        for column in (*rollups.COUNTS, "runtime_count", "queue_wait_count"):
+            assert getattr(total, column) == sum(getattr(m, column) for m in minutes), column
+        for column in ("runtime_sum", "queue_wait_sum"):
+            assert getattr(total, column) == pytest.approx(sum(getattr(m, column) for m in minutes))
+        for column in ("runtime_hist", "queue_wait_hist"):
+            summed = histogram.empty()
+            for m in minutes:
+                histogram.add(summed, getattr(m, column))
+            assert (getattr(total, column) or histogram.empty()) == summed, column
 
 
 def test_fill_adds_workers_queues_and_a_day_of_queue_samples(filled):
@@ -173,6 +194,8 @@ def test_filling_a_table_with_rows_keeps_its_indexes_and_adds_to_rollups(filled)
     assert TaskRecord.objects.count() == TASKS + 500
     received = sum(TaskMinuteRollup.objects.values_list("received", flat=True))
     assert received == TaskRecord.objects.exclude(received_at=None).count()
+    sent = sum(TaskNameTotal.objects.values_list("sent", flat=True))
+    assert sent == TaskRecord.objects.exclude(sent_at=None).count()
 
 
 def test_pages_render_the_filled_history(filled, client, django_user_model):

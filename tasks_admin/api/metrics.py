@@ -1,22 +1,23 @@
 """GET /metrics: Prometheus text, names and labels as celery-exporter's, from the database.
 
-Counters are sums over the per-minute rollups, so they survive restarts of the web and the
-collector (Prometheus sees a reset only when the retention prunes rollups). The sum over
-all history is computed once per process and then only the recent minutes are re-read:
-minutes older than SETTLED are folded into a cached base every hour.
+Task counters and histograms are the running totals per task name (TaskNameTotal), which
+the collector's writer keeps in the same transaction as the per-minute rollups: a scrape
+reads one row per name instead of summing every minute of history, whatever the size of
+the history, and every web process answers the same from the first scrape on. They
+survive restarts of the web and the collector, and retention never lowers them.
 
 Cardinality is bounded: at most CONSOLE_METRICS_MAX_NAMES task names (the busiest; the rest
 are summed as name="other"), no exception label, workers capped and offline ones dropped
-after CONSOLE_METRICS_OFFLINE_WORKER_SECONDS. Rollups are per task name only, so the
+after CONSOLE_METRICS_OFFLINE_WORKER_SECONDS. Totals are per task name only, so the
 task metrics carry ``name`` but not celery-exporter's ``hostname``/``queue_name``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hmac
-import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -37,12 +38,9 @@ from rest_framework import exceptions
 from tasks_admin import histogram
 from tasks_admin.api.auth import address_allowed, bearer_token, client_address, token_user
 from tasks_admin.api.errors import error_body
-from tasks_admin.models import QueueRecord, WorkerRecord
-from tasks_admin.selectors import dashboard as dashboard_selectors
-from tasks_admin.selectors.dashboard import NameTotals
+from tasks_admin.collector import rollups
+from tasks_admin.models import QueueRecord, TaskNameTotal, WorkerRecord
 
-SETTLED = dt.timedelta(hours=2)
-FOLD_EVERY = dt.timedelta(hours=1)
 OTHER = "other"
 # Every STEP-th bound of tasks_admin.histogram (x1.25 each), about x3 per exported bucket:
 # 1 ms, 3 ms, 9.3 ms, 29 ms, 89 ms, 0.27 s, ... 1 day. Each is an exact bucket edge, so
@@ -51,65 +49,70 @@ STEP = 5
 EXPORTED_BOUNDS: tuple[tuple[int, float], ...] = tuple(
     (i, bound) for i, bound in enumerate(histogram.BOUNDS) if i % STEP == 0
 )
-COUNTER_NAMES = {
-    "received": "celery_task_received",
-    "started": "celery_task_started",
-    "succeeded": "celery_task_succeeded",
-    "failed": "celery_task_failed",
-    "retried": "celery_task_retried",
-    "revoked": "celery_task_revoked",
+COUNTER_HELP = {
+    "sent": "Tasks published (task-sent; needs task_send_sent_event).",
+    "received": "Tasks received by a worker.",
+    "started": "Tasks started by a worker.",
+    "succeeded": "Tasks that succeeded.",
+    "failed": "Tasks that failed.",
+    "retried": "Task retries.",
+    "revoked": "Tasks revoked.",
 }
+HISTOGRAMS = {
+    # metric: (count column, sum column, histogram column, help)
+    "celery_task_runtime": (
+        "runtime_count",
+        "runtime_sum",
+        "runtime_hist",
+        "Runtime of succeeded tasks, seconds.",
+    ),
+    "celery_task_queue_wait_time": (
+        "queue_wait_count",
+        "queue_wait_sum",
+        "queue_wait_hist",
+        "Seconds from publish (task-sent) to start, of finished tasks that were never "
+        "retried and had no ETA/countdown; needs task_send_sent_event.",
+    ),
+}
+ADDED_COLUMNS = tuple(c for c in rollups.COLUMNS if not c.endswith("_hist"))
+HIST_COLUMNS = tuple(c for c in rollups.COLUMNS if c.endswith("_hist"))
 
 
-class CumulativeTotals:
-    """Per-name totals over all rollups, re-reading only the last SETTLED of minutes."""
+@dataclasses.dataclass
+class Totals:
+    """One task name's running totals (or the sum of several, for name="other")."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.reset()
+    name: str
+    values: dict[str, Any]
 
-    def reset(self) -> None:
-        self.base: dict[str, NameTotals] = {}
-        self.checkpoint: dt.datetime | None = None
+    @property
+    def tasks(self) -> int:
+        return sum(self.values[c] for c in rollups.COUNTS)
 
-    def _fold(self, since: dt.datetime | None, until: dt.datetime) -> None:
-        for totals in dashboard_selectors.name_totals(since=since, until=until):
-            self.base.setdefault(totals.name, NameTotals(name=totals.name)).add(totals)
-        self.checkpoint = until
-
-    def read(self, now: dt.datetime) -> list[NameTotals]:
-        settle = now.replace(second=0, microsecond=0) - SETTLED
-        with self._lock:
-            if self.checkpoint is None:
-                self._fold(None, settle)
-            elif settle - self.checkpoint >= FOLD_EVERY:
-                self._fold(self.checkpoint, settle)
-            checkpoint = self.checkpoint
-            merged = {name: _copy(t) for name, t in self.base.items()}
-        for totals in dashboard_selectors.name_totals(since=checkpoint):
-            merged.setdefault(totals.name, NameTotals(name=totals.name)).add(totals)
-        return list(merged.values())
+    def add(self, other: Totals) -> None:
+        for column in ADDED_COLUMNS:
+            self.values[column] += other.values[column]
+        for column in HIST_COLUMNS:
+            self.values[column] = histogram.add(
+                list(self.values[column]) or histogram.empty(), other.values[column]
+            )
 
 
-def _copy(totals: NameTotals) -> NameTotals:
-    return NameTotals(
-        name=totals.name,
-        counts=dict(totals.counts),
-        hist=list(totals.hist),
-        runtime_sum=totals.runtime_sum,
-    )
+def read_totals() -> list[Totals]:
+    """Every task name's totals but those that are all zero (a name whose contributions
+    all moved to another, e.g. "" for tasks seen started before their name was known)."""
+    rows = TaskNameTotal.objects.values_list("name", *rollups.COLUMNS)
+    totals = [Totals(name, dict(zip(rollups.COLUMNS, rest, strict=True))) for name, *rest in rows]
+    return [t for t in totals if any(t.values[c] for c in ADDED_COLUMNS)]
 
 
-CUMULATIVE = CumulativeTotals()
-
-
-def bounded(totals: list[NameTotals], limit: int) -> list[NameTotals]:
+def bounded(totals: list[Totals], limit: int) -> list[Totals]:
     """The ``limit`` busiest names, the rest summed as name="other"."""
-    ranked = sorted(totals, key=lambda t: (-sum(t.counts.values()), t.name))
+    ranked = sorted(totals, key=lambda t: (-t.tasks, t.name))
     if len(ranked) <= limit:
         return ranked
     kept, rest = ranked[:limit], ranked[limit:]
-    other = NameTotals(name=OTHER)
+    other = Totals(OTHER, {c: [] if c in HIST_COLUMNS else 0 for c in rollups.COLUMNS})
     for t in rest:
         other.add(t)
     return [*kept, other]
@@ -117,6 +120,19 @@ def bounded(totals: list[NameTotals], limit: int) -> list[NameTotals]:
 
 def _label(name: str) -> str:
     return name or "unknown"
+
+
+def cumulative_buckets(hist: Sequence[int]) -> list[tuple[str, float]]:
+    """Prometheus' cumulative ``le`` buckets from a tasks_admin.histogram array."""
+    buckets: list[tuple[str, float]] = []
+    running = 0
+    previous = 0
+    for index, bound in EXPORTED_BOUNDS:
+        running += sum(hist[previous : index + 1])
+        previous = index + 1
+        buckets.append((repr(bound), running))
+    buckets.append(("+Inf", sum(hist)))
+    return buckets
 
 
 class ConsoleCollector(Collector):
@@ -129,29 +145,20 @@ class ConsoleCollector(Collector):
         yield from self._queues()
 
     def _tasks(self) -> Iterator[Metric]:
-        names = bounded(CUMULATIVE.read(self.now), settings.CONSOLE_METRICS_MAX_NAMES)
-        for key, metric in COUNTER_NAMES.items():
-            family = CounterMetricFamily(
-                metric, f"Tasks {key} (from the console's rollups).", labels=["name"]
-            )
+        names = bounded(read_totals(), settings.CONSOLE_METRICS_MAX_NAMES)
+        for key in rollups.COUNTS:
+            family = CounterMetricFamily(f"celery_task_{key}", COUNTER_HELP[key], labels=["name"])
             for t in names:
-                family.add_metric([_label(t.name)], t.counts.get(key, 0))
+                family.add_metric([_label(t.name)], t.values[key])
             yield family
-        runtime = HistogramMetricFamily(
-            "celery_task_runtime", "Runtime of succeeded tasks, seconds.", labels=["name"]
-        )
-        for t in names:
-            buckets: list[tuple[str, float]] = []
-            running = 0
-            previous = 0
-            for index, bound in EXPORTED_BOUNDS:
-                running += sum(t.hist[previous : index + 1])
-                previous = index + 1
-                buckets.append((repr(bound), running))
-            total = sum(t.hist)
-            buckets.append(("+Inf", total))
-            runtime.add_metric([_label(t.name)], buckets, t.runtime_sum)
-        yield runtime
+        for metric, (_, total, hist, help_text) in HISTOGRAMS.items():
+            histogram_family = HistogramMetricFamily(metric, help_text, labels=["name"])
+            for t in names:
+                # _count is the +Inf bucket, which equals the count column.
+                histogram_family.add_metric(
+                    [_label(t.name)], cumulative_buckets(t.values[hist]), t.values[total]
+                )
+            yield histogram_family
 
     def _workers(self) -> Iterator[Metric]:
         recent = self.now - dt.timedelta(seconds=settings.CONSOLE_METRICS_OFFLINE_WORKER_SECONDS)

@@ -26,6 +26,7 @@ from tasks_admin.models.history import (
     QueueSample,
     TaskEvent,
     TaskMinuteRollup,
+    TaskNameTotal,
     TaskRecord,
     WorkerRecord,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "Severity",
     "TaskEvent",
     "TaskMinuteRollup",
+    "TaskNameTotal",
     "TaskRecord",
     "WorkerMemorySample",
     "WorkerRecord",

@@ -194,15 +194,12 @@ class QueueSample(models.Model):
         return f"{self.queue}: {self.depth} at {self.sampled_at}"
 
 
-class TaskMinuteRollup(models.Model):
-    """Per task name and minute: counts and a runtime histogram, so charts never scan history.
+class RollupCounts(models.Model):
+    """What the rollups count, per task name: tasks per lifecycle step (each task once, in
+    the minute of that step), the runtime histogram of succeeded tasks and the queue-wait
+    histogram (tasks_admin.collector.rollups.queue_wait says which tasks have one)."""
 
-    Written in the same transaction as the task rows they summarise; counts follow state
-    transitions, so a replayed batch changes nothing.
-    """
-
-    name = models.CharField(max_length=255)
-    minute = models.DateTimeField()
+    sent = models.BigIntegerField(default=0)
     received = models.BigIntegerField(default=0)
     started = models.BigIntegerField(default=0)
     succeeded = models.BigIntegerField(default=0)
@@ -213,6 +210,23 @@ class TaskMinuteRollup(models.Model):
     runtime_sum = models.FloatField(default=0.0)
     # Counts per bucket of tasks_admin.histogram.BOUNDS; percentiles come from these.
     runtime_hist = ArrayField(models.BigIntegerField(), default=list)
+    queue_wait_count = models.BigIntegerField(default=0)
+    queue_wait_sum = models.FloatField(default=0.0)
+    queue_wait_hist = ArrayField(models.BigIntegerField(), default=list)
+
+    class Meta:
+        abstract = True
+
+
+class TaskMinuteRollup(RollupCounts):
+    """Per task name and minute: counts and histograms, so charts never scan history.
+
+    Written in the same transaction as the task rows they summarise; counts follow state
+    transitions, so a replayed batch changes nothing.
+    """
+
+    name = models.CharField(max_length=255)
+    minute = models.DateTimeField()
 
     class Meta:
         constraints = [
@@ -222,6 +236,21 @@ class TaskMinuteRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.minute:%Y-%m-%d %H:%M}"
+
+
+class TaskNameTotal(RollupCounts):
+    """Per task name, the running sum of every rollup delta ever written: /metrics reads
+    these few rows instead of summing every minute of history on each scrape.
+
+    Updated by the same statements and in the same transaction as the rollups (the
+    collector's writer, fill_history), so it equals the sum of the rollups; retention
+    prunes old minutes but never these, so Prometheus counters never go down.
+    """
+
+    name = models.CharField(max_length=255, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class CollectorStatus(models.Model):

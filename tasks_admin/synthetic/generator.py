@@ -15,6 +15,7 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
 from tasks_admin import histogram
+from tasks_admin.collector import rollups
 
 TASKS = "tasks_admin_taskrecord"
 EVENTS = "tasks_admin_taskevent"
@@ -65,7 +66,15 @@ TASK_COLUMNS = (
     "updated_at",
 )
 EVENT_COLUMNS = "id, recorded_at, task_id, type, event_at, hostname, clock, event_key, fields"
-COUNTS = ("received", "started", "succeeded", "failed", "retried", "revoked")
+# A job's rollup of one (name, minute): a list in rollups.COLUMNS order, R[column] its index.
+R = {column: i for i, column in enumerate(rollups.COLUMNS)}
+
+
+def _empty_rollup() -> list[Any]:
+    return [
+        None if c.endswith("_hist") else 0.0 if c.endswith("_sum") else 0 for c in rollups.COLUMNS
+    ]
+
 
 # module: (queue, [(function, median runtime in seconds)])
 MODULES: dict[str, tuple[str, list[tuple[str, float]]]] = {
@@ -308,13 +317,25 @@ class _Generator:
                 self.pending.append((_task_id(rng), child, at, task_id, task_id, group_id))
         return task_id, name_i, t0, task_id, "", ""
 
-    def _contribute(self, name_i: int, at_us: int, column: int, amount: int = 1) -> list[Any]:
+    def _bucket(self, name_i: int, at_us: int) -> list[Any]:
         key = (name_i, at_us // MINUTE_US)
         bucket = self.rollup.get(key)
         if bucket is None:
-            bucket = self.rollup[key] = [0, 0, 0, 0, 0, 0, 0, 0.0, None]
+            bucket = self.rollup[key] = _empty_rollup()
+        return bucket
+
+    def _contribute(self, name_i: int, at_us: int, column: int, amount: int = 1) -> list[Any]:
+        bucket = self._bucket(name_i, at_us)
         bucket[column] += amount
         return bucket
+
+    def _observe(self, bucket: list[Any], column: int, seconds: float) -> None:
+        """One observation in the (count, sum, histogram) starting at ``column``."""
+        bucket[column] += 1
+        bucket[column + 1] += seconds
+        if bucket[column + 2] is None:
+            bucket[column + 2] = histogram.empty()
+        bucket[column + 2][histogram.bucket_of(seconds)] += 1
 
     def task(self, task_lines: list[str], event_lines: dict[int, list[str]]) -> None:
         """Append one task's row and events (or nothing, if none of it happened yet)."""
@@ -539,22 +560,26 @@ class _Generator:
                 state = states.REVOKED
                 final_at = at
         last = events[-1]
+        # rollups._contribute's rules, on the values this row is written with.
+        if sent_at is not None:
+            self._contribute(name_i, sent_at, R["sent"])
         if received_at is not None:
-            self._contribute(name_i, received_at, 0)
+            self._contribute(name_i, received_at, R["received"])
         if started_at is not None:
-            self._contribute(name_i, started_at, 1)
+            self._contribute(name_i, started_at, R["started"])
         if retries and retried_at is not None:
-            self._contribute(name_i, retried_at, 4, retries)
+            self._contribute(name_i, retried_at, R["retried"], retries)
         if final_at is not None:
             if state == states.SUCCESS:
-                bucket = self._contribute(name_i, final_at, 2)
-                bucket[6] += 1
-                bucket[7] += runtime
-                if bucket[8] is None:
-                    bucket[8] = [0] * histogram.SIZE
-                bucket[8][histogram.bucket_of(runtime)] += 1
+                bucket = self._contribute(name_i, final_at, R["succeeded"])
+                self._observe(bucket, R["runtime_count"], runtime)
             else:
-                self._contribute(name_i, final_at, 3 if state == states.FAILURE else 5)
+                failed_or_revoked = "failed" if state == states.FAILURE else "revoked"
+                self._contribute(name_i, final_at, R[failed_or_revoked])
+            # rollups.queue_wait: finished, never retried, sent and started (no ETAs here).
+            if not retries and sent_at is not None and started_at is not None:
+                wait = max((started_at - sent_at) / US, 0.0)
+                self._observe(self._bucket(name_i, started_at), R["queue_wait_count"], wait)
             if state != states.REVOKED:
                 self.processed[row_worker] += 1
         result = self.result
@@ -678,32 +703,55 @@ def run_job(spec: JobSpec) -> JobResult:
     return gen.result
 
 
+def _copy_row(values: list[Any]) -> str:
+    return "\t".join(
+        ("{" + ",".join(map(str, v)) + "}" if v else "{}") if c.endswith("_hist") else repr(v)
+        for c, v in zip(rollups.COLUMNS, values, strict=True)
+    )
+
+
+def _add_into(into: list[Any], values: list[Any]) -> None:
+    for i, column in enumerate(rollups.COLUMNS):
+        if not column.endswith("_hist"):
+            into[i] += values[i]
+        elif values[i] is not None:
+            into[i] = histogram.add(into[i] or histogram.empty(), values[i])
+
+
 def _write_rollups(conn: psycopg.Connection, rollup: dict, cl: Cluster) -> None:
-    """Add this job's rollups to the table (several jobs may share a minute of a name)."""
-    counts = ", ".join(COUNTS)
+    """Add this job's rollups to the table (several jobs may share a minute of a name), and
+    their sums per name to the running totals, as the collector's rollups.apply does."""
+    columns = ", ".join(rollups.COLUMNS)
+    totals: dict[str, list[Any]] = {}
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             f"CREATE TEMPORARY TABLE fill_rollup (LIKE {ROLLUPS} INCLUDING DEFAULTS) ON COMMIT DROP"
         )
-        with cur.copy(
-            f"COPY fill_rollup (id, name, minute, {counts}, runtime_count, runtime_sum, "
-            "runtime_hist) FROM STDIN"
-        ) as copy:
+        with cur.copy(f"COPY fill_rollup (id, name, minute, {columns}) FROM STDIN") as copy:
             lines = []
             for i, ((name_i, minute), b) in enumerate(rollup.items()):
-                hist = "{" + ",".join(map(str, b[8])) + "}" if b[8] else "{}"
+                name = cl.names[name_i].name
                 when = time.strftime("%Y-%m-%d %H:%M:00+00", time.gmtime(minute * 60))
-                values = "\t".join(map(str, b[:7]))
-                lines.append(f"{i}\t{cl.names[name_i].name}\t{when}\t{values}\t{b[7]!r}\t{hist}\n")
+                lines.append(f"{i}\t{name}\t{when}\t{_copy_row(b)}\n")
+                _add_into(totals.setdefault(name, _empty_rollup()), b)
             copy.write("".join(lines))
-        added = ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in (*COUNTS, "runtime_count"))
         # In time order, as the collector writes them: the dashboard's range scans of the
         # minute index depend on that physical order.
         cur.execute(
-            f"INSERT INTO {ROLLUPS} AS r (name, minute, {counts}, runtime_count, runtime_sum, "
-            f"runtime_hist) SELECT name, minute, {counts}, runtime_count, runtime_sum, "
-            f"runtime_hist FROM fill_rollup ORDER BY minute, name "
-            f"ON CONFLICT (name, minute) DO UPDATE SET {added}, "
-            "runtime_sum = r.runtime_sum + EXCLUDED.runtime_sum, "
-            "runtime_hist = console_array_add(r.runtime_hist, EXCLUDED.runtime_hist)"
+            f"INSERT INTO {ROLLUPS} AS r (name, minute, {columns}) "
+            f"SELECT name, minute, {columns} FROM fill_rollup ORDER BY minute, name "
+            f"ON CONFLICT (name, minute) DO UPDATE SET {rollups.ADD_EXCLUDED}"
+        )
+        cur.executemany(
+            rollups.TOTALS_UPSERT,
+            [
+                (
+                    name,
+                    *(
+                        v or [] if c.endswith("_hist") else v
+                        for c, v in zip(rollups.COLUMNS, b, strict=True)
+                    ),
+                )
+                for name, b in sorted(totals.items())
+            ],
         )

@@ -5,18 +5,15 @@ from django.contrib.auth.models import Group
 from django.core.cache import cache
 
 from tasks_admin import services
-from tasks_admin.api import metrics
 from tasks_admin.roles import GROUP_NAMES, Actor, Role, role_of
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttles_and_metrics():
-    """Throttle history lives in the cache and metric totals in the process: per test."""
+def _fresh_throttles():
+    """Throttle history lives in the cache: per test."""
     cache.clear()
-    metrics.CUMULATIVE.reset()
     yield
     cache.clear()
-    metrics.CUMULATIVE.reset()
 
 
 @pytest.fixture

@@ -1,29 +1,34 @@
 """/metrics (celery-exporter's names, from the database) and /readyz."""
 
 import datetime as dt
+import time
 
 import pytest
+from celery import states
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from tasks_admin import histogram
-from tasks_admin.api import metrics
-from tasks_admin.models import QueueRecord, TaskMinuteRollup, WorkerRecord
+from tasks_admin.collector import rollups
+from tasks_admin.collector.writer import BatchWriter
+from tasks_admin.models import QueueRecord, TaskMinuteRollup, TaskRecord, WorkerRecord
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
-def rollup(name: str, minute: dt.datetime, runtimes=(), **counts):
-    hist = histogram.from_runtimes(runtimes)
-    return TaskMinuteRollup.objects.create(
-        name=name,
-        minute=minute.replace(second=0, microsecond=0),
-        runtime_hist=hist,
-        runtime_count=len(runtimes),
-        runtime_sum=sum(runtimes),
-        **counts,
-    )
+def rollup(name: str, minute: dt.datetime, runtimes=(), waits=(), **counts):
+    """Write one minute's rollup the way the collector's writer does (totals too)."""
+    d = rollups.Delta()
+    d.counts.update(counts)
+    d.runtime_count, d.runtime_sum = len(runtimes), sum(runtimes)
+    d.hist = histogram.from_runtimes(runtimes)
+    d.wait_count, d.wait_sum = len(waits), sum(waits)
+    d.wait_hist = histogram.from_runtimes(waits)
+    with connection.cursor() as cursor:
+        rollups.apply(cursor, {(name, rollups.minute(minute)): d})
 
 
 def scrape(client, **headers) -> dict:
@@ -41,12 +46,21 @@ def value(samples, metric, **labels):
     return samples.get((metric, tuple(sorted(labels.items()))))
 
 
+def buckets(samples, metric: str, name: str) -> list[tuple[float, float]]:
+    return sorted(
+        (float(dict(labels)["le"]), v)
+        for (sample, labels), v in samples.items()
+        if sample == f"{metric}_bucket" and dict(labels)["name"] == name
+    )
+
+
 def test_task_counters_are_the_sums_of_the_rollups_old_and_new(client):
     now = timezone.now()
-    rollup("a", now - dt.timedelta(days=3), received=5, succeeded=4, failed=1)
-    rollup("a", now, received=2, started=2, succeeded=1, retried=1, revoked=1)
+    rollup("a", now - dt.timedelta(days=3), sent=6, received=5, succeeded=4, failed=1)
+    rollup("a", now, sent=1, received=2, started=2, succeeded=1, retried=1, revoked=1)
     rollup("b", now - dt.timedelta(minutes=5), received=1, failed=1)
     s = scrape(client)
+    assert value(s, "celery_task_sent_total", name="a") == 7
     assert value(s, "celery_task_received_total", name="a") == 7
     assert value(s, "celery_task_succeeded_total", name="a") == 5
     assert value(s, "celery_task_failed_total", name="a") == 1
@@ -54,15 +68,16 @@ def test_task_counters_are_the_sums_of_the_rollups_old_and_new(client):
     assert value(s, "celery_task_retried_total", name="a") == 1
     assert value(s, "celery_task_revoked_total", name="a") == 1
     assert value(s, "celery_task_failed_total", name="b") == 1
+    assert value(s, "celery_task_sent_total", name="b") == 0
 
 
-def test_counters_keep_counting_across_scrapes_and_restarts(client):
+def test_counters_keep_counting_across_scrapes_and_when_rollups_are_pruned(client):
     now = timezone.now()
-    rollup("a", now - dt.timedelta(hours=5), succeeded=10)
+    rollup("a", now - dt.timedelta(days=40), succeeded=10)
     assert value(scrape(client), "celery_task_succeeded_total", name="a") == 10
     rollup("a", now, succeeded=3)
     assert value(scrape(client), "celery_task_succeeded_total", name="a") == 13
-    metrics.CUMULATIVE.reset()  # a new web process: the database still has everything
+    TaskMinuteRollup.objects.filter(minute__lt=now - dt.timedelta(days=30)).delete()
     assert value(scrape(client), "celery_task_succeeded_total", name="a") == 13
 
 
@@ -70,17 +85,52 @@ def test_the_runtime_histogram_is_cumulative_and_agrees_with_the_rollups(client)
     runtimes = [0.002, 0.05, 0.05, 0.4, 3.0, 3.0, 120.0]
     rollup("a", timezone.now(), runtimes=runtimes, succeeded=len(runtimes))
     s = scrape(client)
-    buckets = sorted(
-        (float(labels[0][1]) if labels[0][0] == "le" else float(labels[1][1]), v)
-        for (name, labels), v in s.items()
-        if name == "celery_task_runtime_bucket" and dict(labels)["name"] == "a"
-    )
-    counts = [v for _, v in buckets]
-    assert counts == sorted(counts) and buckets[-1] == (float("inf"), 7)
-    for le, count in buckets:
+    found = buckets(s, "celery_task_runtime", "a")
+    counts = [v for _, v in found]
+    assert counts == sorted(counts) and found[-1] == (float("inf"), 7)
+    for le, count in found:
         assert count == sum(1 for r in runtimes if r <= le), le
     assert value(s, "celery_task_runtime_count", name="a") == 7
     assert value(s, "celery_task_runtime_sum", name="a") == pytest.approx(sum(runtimes))
+
+
+def test_the_queue_wait_histogram_is_cumulative_and_agrees_with_the_rollups(client):
+    now = timezone.now()
+    rollup("a", now - dt.timedelta(hours=6), waits=[0.001, 0.2, 45.0])
+    rollup("a", now, waits=[0.2, 1800.0])
+    s = scrape(client)
+    waits = [0.001, 0.2, 45.0, 0.2, 1800.0]
+    found = buckets(s, "celery_task_queue_wait_time", "a")
+    assert found[-1] == (float("inf"), 5)
+    for le, count in found:
+        assert count == sum(1 for w in waits if w <= le), le
+    assert value(s, "celery_task_queue_wait_time_sum", name="a") == pytest.approx(sum(waits))
+
+
+def test_metrics_agree_with_the_task_rows_the_collector_wrote(client):
+    start = time.time() - 7200
+    events = []
+    for i in range(20):
+        events += factories.succeeded_task(name="demo.add", at=start + 300 * i, wait=0.05 * i)
+    events += factories.retried_then_succeeded_task(at=start)
+    events += factories.failed_task(at=start + 60)
+    BatchWriter(max_chars=65536).write(events)
+    s = scrape(client)
+    rows = TaskRecord.objects.filter(name="demo.add")
+    assert value(s, "celery_task_sent_total", name="demo.add") == (
+        rows.exclude(sent_at=None).count()
+    )
+    assert value(s, "celery_task_succeeded_total", name="demo.add") == (
+        rows.filter(state=states.SUCCESS).count()
+    )
+    waits = [(r.started_at - r.sent_at).total_seconds() for r in rows]
+    assert value(s, "celery_task_queue_wait_time_count", name="demo.add") == len(waits) == 20
+    assert value(s, "celery_task_queue_wait_time_sum", name="demo.add") == pytest.approx(sum(waits))
+    for le, count in buckets(s, "celery_task_queue_wait_time", "demo.add"):
+        assert count == sum(1 for w in waits if w <= le), le
+    # No task-sent, or retried: no queue wait, as in celery-exporter.
+    assert value(s, "celery_task_queue_wait_time_count", name="demo.flaky") == 0
+    assert value(s, "celery_task_queue_wait_time_count", name="demo.fail") == 0
 
 
 @override_settings(CONSOLE_METRICS_MAX_NAMES=2)
@@ -94,6 +144,9 @@ def test_task_names_past_the_limit_are_summed_as_other(client):
     }
     assert names == {"big", "mid", "other"}
     assert value(s, "celery_task_succeeded_total", name="other") == 5
+    assert {dict(labels)["name"] for (metric, labels) in s if metric.startswith("celery_task")} == (
+        names
+    )
 
 
 def test_worker_and_queue_gauges(client):
