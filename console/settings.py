@@ -68,11 +68,21 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/console")
-# No persistent connections: under ASGI each request's sync code runs in a thread of its
-# own, so a kept connection is never reused and stays open until garbage collection; at
-# 200 requests/s that piled up past PostgreSQL's max_connections. Django's docs say the
-# same (use a pool instead: that needs psycopg's pool package, not installed here).
+# Connections come from a pool (psycopg's, through Django). Under ASGI each request's sync
+# code runs in a thread of its own: connections kept per thread (CONN_MAX_AGE) are never
+# reused and pile up past PostgreSQL's max_connections at 200 requests/s, and opening one
+# per request costs the web process and PostgreSQL a backend each time. The pool lends a
+# connection per request and takes it back at the request's end. DATABASE_POOL_MAX_SIZE=0
+# turns it off (a connection per request, for an external pooler such as PgBouncer).
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 16)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+if DATABASE_POOL_MAX_SIZE > 0:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        # A request that finds every connection lent waits this long, then fails.
+        "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0),
+    }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
