@@ -6,8 +6,10 @@ generated from, so the schema and the responses cannot drift apart.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from tasks_admin.collector import merge
@@ -41,6 +43,37 @@ class TaskSummarySerializer(serializers.Serializer):
     queue = serializers.CharField()
     args = serializers.CharField(help_text="Python repr, cut at 1024 characters by Celery.")
     kwargs = serializers.CharField(help_text="Python repr, cut at 1024 characters by Celery.")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        """What DRF's fields make of a row, written out: field by field, DRF spent about
+        3 ms of a 50-row page's 6 ms of CPU (tests compare the two)."""
+        row = instance
+        return {
+            "task_id": _text(row.task_id),
+            "name": _text(row.name),
+            "state": _text(row.state),
+            "first_seen_at": iso_datetime(row.first_seen_at),
+            "started_at": iso_datetime(row.started_at),
+            "runtime": None if row.runtime is None else float(row.runtime),
+            "retries": None if row.retries is None else int(row.retries),
+            "worker": _text(row.worker),
+            "queue": _text(row.queue),
+            "args": _text(row.args),
+            "kwargs": _text(row.kwargs),
+        }
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def iso_datetime(value: dt.datetime | None) -> str | None:
+    """A moment as DRF's DateTimeField writes it: ISO 8601 in the current time zone, UTC
+    written as ``Z``."""
+    if value is None:
+        return None
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class TaskListSerializer(serializers.Serializer):

@@ -5,8 +5,10 @@ import datetime as dt
 import pytest
 from django.db import connection
 from django.utils import timezone
+from rest_framework import serializers
 
 from tasks_admin import histogram
+from tasks_admin.api import serializers as s
 from tasks_admin.collector.partitions import ensure_partitions
 from tasks_admin.models import AuditEntry, QueueRecord, QueueSample, TaskMinuteRollup, WorkerRecord
 from tests.api.helpers import task
@@ -55,6 +57,19 @@ def test_task_list_has_the_documented_shape(api):
         "(1, 2)",
         0.5,
     )
+
+
+def test_a_task_row_is_written_exactly_as_drfs_fields_would_write_it():
+    started = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+    rows = [
+        task(name="demo.add", worker="w1", queue="q1", args="(1, 2)", runtime=0.5),
+        task(name="<b>x</b>", kwargs="{'a': 'é'}", started_at=started, retries=3),
+        task(state="STARTED", runtime=None, started_at=None),
+    ]
+    fast = s.TaskSummarySerializer(rows, many=True).data
+    generic = [serializers.Serializer.to_representation(s.TaskSummarySerializer(), r) for r in rows]
+    assert fast == generic
+    assert fast[1]["started_at"] == "2026-01-02T03:04:05.678901Z"
 
 
 def test_task_list_is_newest_first_and_filters_like_the_tasks_page(api):
