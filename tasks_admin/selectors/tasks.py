@@ -9,6 +9,7 @@ page says so. An id prefix is a range scan of the primary key, capped the same w
 """
 
 import datetime as dt
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -350,7 +351,7 @@ def _list_page(filters: TaskFilters, after: Cursor | None, size: int = PAGE_SIZE
     sql, params = _source(filters, extra, ", ".join(LIST_COLUMNS), RECEIVED_ORDER, size + 1)
     rows = _fetch(sql, params)
     count_sql, count_params = _source(filters, _Sql(), "1", None, COUNT_CAP + 1)
-    total = _scalar_row(f"SELECT count(*) FROM ({count_sql}) AS c", count_params)[0]
+    total = _capped_count(f"SELECT count(*) FROM ({count_sql}) AS c", count_params)
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]
@@ -363,6 +364,35 @@ def _list_page(filters: TaskFilters, after: Cursor | None, size: int = PAGE_SIZE
     return TaskPage(
         "list", filters, rows, min(total, COUNT_CAP + 1), next_cursor, newest, count_cap=COUNT_CAP
     )
+
+
+# Totals that reached the cap, by query, in this process: query -> when to count again.
+# Reaching the cap means walking COUNT_CAP index entries (2-5 ms of PostgreSQL with 10M
+# tasks, on every page and every API call), and a capped total stays capped as history
+# grows, so "10,000+" is reused for CAPPED_TOTAL_SECONDS. Totals under the cap are counted
+# every time: they are cheaper, and a script may be waiting for one to change.
+CAPPED_TOTAL_SECONDS = 10.0
+CAPPED_TOTALS_KEPT = 1000
+_capped_totals: dict[tuple[str, tuple[Any, ...]], float] = {}
+
+
+def _capped_count(sql: str, params: list[Any]) -> int:
+    key = (sql, tuple(params))
+    now = time.monotonic()
+    if _capped_totals.get(key, 0.0) > now:
+        return COUNT_CAP + 1
+    total = int(_scalar_row(sql, params)[0])
+    if total > COUNT_CAP:
+        if len(_capped_totals) >= CAPPED_TOTALS_KEPT:
+            _capped_totals.clear()
+        _capped_totals[key] = now + CAPPED_TOTAL_SECONDS
+    else:
+        _capped_totals.pop(key, None)
+    return total
+
+
+def forget_capped_totals() -> None:
+    _capped_totals.clear()
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -5,6 +5,8 @@ import html as htmllib
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tasks_admin.collector.writer import BatchWriter
@@ -269,6 +271,29 @@ def test_the_total_is_exact_below_the_cap_and_capped_above_it(client, monkeypatc
         task(ago=dt.timedelta(seconds=i), name="some")
     assert "30+ tasks" in text_of(get(client, "?name=many", htmx=True), "task-results-count")
     assert "30 tasks" in text_of(get(client, "?name=some", htmx=True), "task-results-count")
+
+
+def test_a_capped_total_is_reused_for_a_while_and_a_total_under_the_cap_never(client, monkeypatch):
+    monkeypatch.setattr(task_selectors, "COUNT_CAP", 3)
+    for i in range(5):
+        task(ago=dt.timedelta(seconds=i), name="many")
+    task(name="few")
+
+    def counts(query: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            get(client, query, htmx=True)
+        return sum("count(*)" in q["sql"] for q in queries.captured_queries)
+
+    assert counts("?name=many") == 1
+    assert counts("?name=many") == 0  # "3+" reused
+    assert "3+ tasks" in text_of(get(client, "?name=many", htmx=True), "task-results-count")
+    assert counts("?name=few") == 1
+    assert counts("?name=few") == 1  # under the cap: counted every time
+    monkeypatch.setattr(task_selectors, "CAPPED_TOTAL_SECONDS", 0.0)
+    task_selectors.forget_capped_totals()
+    TaskRecord.objects.filter(name="many").delete()
+    assert counts("?name=many") == 1
+    assert "3+" not in get(client, "?name=many", htmx=True)
 
 
 def test_the_total_reads_ten_thousand_plus_beyond_the_default_cap():
