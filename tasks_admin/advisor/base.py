@@ -46,6 +46,8 @@ class Context:
     # Workers that have been online at least this long before "no task events" counts.
     silent_worker_seconds: float = 30.0
     _workers: list[WorkerRecord] | None = None
+    # Filled by advisor.window.worker_windows, once per run.
+    worker_windows: dict[str, Any] | None = None
 
     @classmethod
     def from_settings(cls, *, broker_url: str | None = None) -> Context:
@@ -78,6 +80,13 @@ class Context:
         if self._workers is None:
             self._workers = list(WorkerRecord.objects.filter(is_online=True).order_by("hostname"))
         return self._workers
+
+
+def failed_since(ctx: Context) -> dict[str, dt.datetime]:
+    """Filter arguments for tasks that failed in the window. A task-failed event is never
+    later than the task's last event, so the same bound on last_event_at is implied; it
+    lets PostgreSQL walk task_last_event_idx instead of scanning the history."""
+    return {"failed_at__gte": ctx.since, "last_event_at__gte": ctx.since}
 
 
 Check = Callable[[Context], list[Finding]]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from django.db.models import F, Max
-
 from tasks_admin.advisor.base import WARNING, Context, Finding, inspected, seconds, setting
 from tasks_admin.advisor.broker import is_redis
+from tasks_admin.advisor.window import EMPTY, worker_windows
 from tasks_admin.models import TaskRecord, WorkerRecord
 
 # Runtimes "vary widely" when the slowest tenth takes this many times the median...
@@ -95,19 +94,17 @@ def visibility_timeout(ctx: Context) -> list[Finding]:
             if isinstance(options, dict)
             else REDIS_VISIBILITY_TIMEOUT
         )
-        tasks = TaskRecord.objects.filter(worker=worker.hostname, last_event_at__gte=ctx.since)
+        window = worker_windows(ctx).get(worker.hostname, EMPTY)
         reasons = []
-        eta = (
-            tasks.exclude(eta=None)
-            .exclude(received_at=None)
-            .aggregate(longest=Max(F("eta") - F("received_at")))["longest"]
-        )
-        if eta is not None and eta.total_seconds() > timeout:
-            reasons.append(f"an ETA/countdown {seconds(eta.total_seconds())} ahead")
+        eta = window.longest_eta_ahead
+        if eta is not None and eta > timeout:
+            reasons.append(f"an ETA/countdown {seconds(eta)} ahead")
         if setting(worker, "task_acks_late"):
-            runtime = tasks.aggregate(longest=Max("runtime"))["longest"] or 0.0
+            runtime = window.longest_runtime
             running = (
-                tasks.filter(state="STARTED")
+                TaskRecord.objects.filter(
+                    worker=worker.hostname, last_event_at__gte=ctx.since, state="STARTED"
+                )
                 .exclude(started_at=None)
                 .order_by("started_at")
                 .values_list("started_at", flat=True)

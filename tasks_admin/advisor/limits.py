@@ -15,6 +15,7 @@ from tasks_admin.advisor.base import (
     seconds,
     setting,
 )
+from tasks_admin.advisor.window import EMPTY, worker_windows
 from tasks_admin.models import TaskRecord
 
 
@@ -25,14 +26,8 @@ def _limit(value: object) -> float | None:
 def _longest_runs(ctx: Context, hostname: str) -> tuple[float, str, int]:
     """(longest runtime or running time in the window, its task name, how many over)."""
     long_seconds = ctx.long_task_seconds
-    finished = (
-        TaskRecord.objects.filter(worker=hostname, last_event_at__gte=ctx.since)
-        .exclude(runtime=None)
-        .order_by("-runtime")
-        .values_list("runtime", "name")
-        .first()
-    )
-    best = (float(finished[0] or 0.0), finished[1]) if finished else (0.0, "")
+    window = worker_windows(ctx).get(hostname, EMPTY)
+    best = (window.longest_runtime, window.longest_name)
     running = (
         TaskRecord.objects.filter(worker=hostname, state="STARTED")
         .exclude(started_at=None)
@@ -44,9 +39,7 @@ def _longest_runs(ctx: Context, hostname: str) -> tuple[float, str, int]:
         elapsed = (ctx.now - running[0]).total_seconds()
         if elapsed > best[0]:
             best = (elapsed, running[1])
-    over = TaskRecord.objects.filter(
-        worker=hostname, last_event_at__gte=ctx.since, runtime__gt=long_seconds
-    ).count()
+    over = window.over_long
     over += TaskRecord.objects.filter(
         worker=hostname,
         state="STARTED",

@@ -11,6 +11,7 @@ from tasks_admin.advisor.base import (
     WARNING,
     Context,
     Finding,
+    failed_since,
     inspected,
     seconds,
     setting,
@@ -136,7 +137,7 @@ def vanished_workers(ctx: Context) -> list[Finding]:
 def killed_tasks(ctx: Context) -> list[Finding]:
     """Tasks failed with WorkerLostError / 'exited prematurely: signal 9'."""
     rows = (
-        TaskRecord.objects.filter(state="FAILURE", failed_at__gte=ctx.since)
+        TaskRecord.objects.filter(state="FAILURE", **failed_since(ctx))
         .filter(KILLED)
         .values("name")
         .annotate(count=Count("task_id"))
@@ -146,7 +147,7 @@ def killed_tasks(ctx: Context) -> list[Finding]:
     for row in rows:
         name = row["name"] or "?"
         example = (
-            TaskRecord.objects.filter(name=row["name"], state="FAILURE", failed_at__gte=ctx.since)
+            TaskRecord.objects.filter(name=row["name"], state="FAILURE", **failed_since(ctx))
             .filter(KILLED)
             .order_by("-failed_at")
             .values_list("task_id", "worker", "exception", "traceback")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from tasks_admin.advisor.base import WARNING, Context, Finding
+from tasks_admin.advisor.base import WARNING, Context, Finding, failed_since
 from tasks_admin.models import TaskEvent, TaskRecord
 
 # Errors a retry does not fix: the same input gives the same exception every time.
@@ -50,7 +50,7 @@ def exception_type(text: str) -> str:
 
 def hopeless_retries(ctx: Context) -> list[Finding]:
     gave_up = dict(
-        TaskRecord.objects.filter(state="FAILURE", failed_at__gte=ctx.since, retries__gte=1)
+        TaskRecord.objects.filter(state="FAILURE", retries__gte=1, **failed_since(ctx))
         .order_by("-failed_at")
         .values_list("task_id", "exception")[:2000]
     )

@@ -6,7 +6,7 @@ import re
 
 from django.db.models import Q
 
-from tasks_admin.advisor.base import CRITICAL, Context, Finding
+from tasks_admin.advisor.base import CRITICAL, Context, Finding, failed_since
 from tasks_admin.models import QueueRecord, QueueSample, TaskRecord
 
 NOT_REGISTERED = re.compile(r"NotRegistered\(['\"](?P<name>[^'\"]+)['\"]")
@@ -50,7 +50,7 @@ def queue_without_consumer(ctx: Context) -> list[Finding]:
 
 def not_registered(ctx: Context) -> list[Finding]:
     rows = list(
-        TaskRecord.objects.filter(state="FAILURE", failed_at__gte=ctx.since)
+        TaskRecord.objects.filter(state="FAILURE", **failed_since(ctx))
         .filter(Q(exception_type="NotRegistered") | Q(exception__startswith="NotRegistered("))
         .values_list("name", "exception", "worker")
     )

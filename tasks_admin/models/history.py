@@ -72,6 +72,9 @@ class TaskRecord(models.Model):
             models.Index(fields=["name", "-first_seen_at"], name="task_name_seen_idx"),
             models.Index(fields=["worker", "-first_seen_at"], name="task_worker_seen_idx"),
             models.Index(fields=["queue", "-first_seen_at"], name="task_queue_seen_idx"),
+            # The advisor's window ("tasks with events in the last hour"): without it each of
+            # its history queries scanned the table (1.5-1.8 s apiece with 10M tasks).
+            models.Index(fields=["last_event_at"], name="task_last_event_idx"),
             # Lineage on the task page: children of a parent, members of a group or workflow.
             models.Index(
                 fields=["parent_id"], name="task_parent_idx", condition=~models.Q(parent_id="")
