@@ -49,7 +49,12 @@ def queue_depth(rule: AlertRule, now: dt.datetime) -> Crossed:
 
 def queue_wait(rule: AlertRule, now: dt.datetime) -> Crossed:
     """Longest wait (sent → started, or sent → now while waiting) in the window, per queue."""
-    tasks = TaskRecord.objects.filter(sent_at__gte=_window(rule, now), eta=None).exclude(queue="")
+    since = _window(rule, now)
+    # A task-sent event is never later than the task's last event: the implied bound lets
+    # PostgreSQL walk task_last_event_idx instead of scanning the whole history.
+    tasks = TaskRecord.objects.filter(
+        sent_at__gte=since, last_event_at__gte=since, eta=None
+    ).exclude(queue="")
     if rule.target:
         tasks = tasks.filter(queue=rule.target)
     crossed: Crossed = {}
