@@ -162,6 +162,9 @@ class InspectPoller(Poller):
             self._requested.clear()
         # A sweep broadcasts stats (which costs one silent ``timeout``) to learn who is
         # alive; the other three go only to those who answered, so they return early.
+        # Workers read their memory after this moment, and a sample must not be stamped
+        # later (after the other calls): a task that ended meanwhile is not in it.
+        asked_at = timezone.now()
         stats = self._inspect("stats", None if self._sweep else requested)
         hosts = sorted(stats)
         if not hosts:
@@ -184,7 +187,7 @@ class InspectPoller(Poller):
         # The advisor judges memory growth from a trend: keep each reply's peak RSS (the
         # advisor poller prunes them, so only while it runs).
         if settings.CONSOLE_ADVISOR_INTERVAL > 0:
-            record_memory_samples({host: stats[host] for host in hosts}, at=now)
+            record_memory_samples({host: stats[host] for host in hosts}, at=asked_at)
         return True
 
     def _inspect(self, method: str, destination: list[str] | None) -> dict[str, Any]:
