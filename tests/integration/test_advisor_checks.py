@@ -21,6 +21,7 @@ import pytest
 import redis
 from celery import states
 from django.db.models import F
+from django.utils import timezone
 
 from tasks_admin.advisor import broker
 from tasks_admin.advisor.base import Context
@@ -150,35 +151,34 @@ def send_mixed_runtimes(app, queue: str) -> None:
         app.send_task("advisor.sleep", (3,), queue=queue)
 
 
-def sampled_after_success(hostname: str, task_id: str) -> bool:
-    """Whether an inspect sample of ``hostname`` was stored after ``task_id`` succeeded."""
-    task = TaskRecord.objects.filter(task_id=task_id, state=states.SUCCESS).first()
-    return bool(
-        task
-        and task.succeeded_at
-        and WorkerMemorySample.objects.filter(
-            hostname=hostname, sampled_at__gt=task.succeeded_at
-        ).exists()
-    )
+def succeeded(results_url: str, task_id: str) -> bool:
+    """Whether the worker stored a SUCCESS result for ``task_id`` (read straight from Redis:
+    an AsyncResult would subscribe to the server the test stops at its end)."""
+    meta = redis.Redis.from_url(results_url).get(f"celery-task-meta-{task_id}")
+    return bool(meta) and json.loads(meta)["status"] == states.SUCCESS
 
 
-def leak_step_by_step(app, workers: dict[str, str], *, times: int = 3) -> None:
+def leak_step_by_step(app, results_url: str, workers: dict[str, str], *, times: int = 3) -> None:
     """Send each worker (hostname -> queue) a 40 MB leak, ``times`` over; the next only
-    once an inspect sample taken after the last leak finished is stored, for every worker.
+    once the last one has finished (its result is in) and an inspect sample asked for
+    after that is stored.
 
     So every leak lies between two samples of its own and shows as its own rise, however
     slowly a loaded machine runs tasks or the collector polls. (Sent all at once they can
     land between the same two samples: one rise, which the check rightly reads as one big
-    task, not a leak.)
+    task, not a leak.) Results, not task events, say when a leak finished: a threads
+    worker can drop events (pool threads append to the buffer the main thread flushes).
     """
     for _ in range(times):
-        sent = {
-            hostname: app.send_task("advisor.leak", (40,), queue=queue).id
-            for hostname, queue in workers.items()
-        }
+        sent = {h: app.send_task("advisor.leak", (40,), queue=q).id for h, q in workers.items()}
+        wait_for(lambda sent=sent: all(succeeded(results_url, t) for t in sent.values()), 90, 0.5)
+        done_at = timezone.now()
         wait_for(
-            lambda sent=sent: all(sampled_after_success(h, t) for h, t in sent.items()),
-            90,
+            lambda done_at=done_at: all(
+                WorkerMemorySample.objects.filter(hostname=h, sampled_at__gt=done_at).exists()
+                for h in workers
+            ),
+            60,
             interval=0.5,
         )
 
@@ -218,8 +218,10 @@ def test_every_check_trips_on_a_cluster_configured_to_show_its_pitfall(
     orphan = f"orphan-{cluster.suffix}"
     try:
         # Pickle, no time limits, prefetch x4, acks_late with a 3 s visibility timeout,
-        # results in the broker's own database, no per-child limit; the threads pool keeps
-        # leaks in the main process, whose memory inspect stats reports without any hook.
+        # results in the broker's own database. Prefork: its task events come from the main
+        # process; the threads pool's can be lost (pool threads append to the event buffer
+        # while the main thread flushes it; celery/celery#10434), and the checks here read
+        # them.
         _, careless, careless_q = advisor_worker(
             cluster,
             "careless",
@@ -230,7 +232,6 @@ def test_every_check_trips_on_a_cluster_configured_to_show_its_pitfall(
                 "broker_transport_options": {"visibility_timeout": 3},
                 "result_backend": cluster.broker_url,
             },
-            pool="threads",
             concurrency=2,
         )
         # A hard limit the threads pool cannot enforce: its long task stays STARTED.
@@ -254,10 +255,22 @@ def test_every_check_trips_on_a_cluster_configured_to_show_its_pitfall(
         _, silent, silent_q = advisor_worker(
             cluster, "silent", {"worker_enable_remote_control": False}, events=False
         )
-        # Prefork, where real leaks happen: in the pool child, which only the poolmemory
-        # hook lets the console see. Nothing but its leaks on its queue.
-        right = {"task_time_limit": 30, "worker_prefetch_multiplier": 1}
+        # Leakers with no per-child limit and nothing but leaks on their queues. Prefork,
+        # where real leaks happen: in the pool child, which only the poolmemory hook lets
+        # the console see. Threads: in the main process, whose memory inspect stats
+        # reports without any hook.
+        # Results in another database of the server (not the broker's): the test waits
+        # on them.
+        results_url = cluster.broker_url.rsplit("/", 1)[0] + "/2"
+        right = {
+            "task_time_limit": 30,
+            "worker_prefetch_multiplier": 1,
+            "result_backend": results_url,
+        }
         _, leaky, leaky_q = advisor_worker(cluster, "leaky", right, pool_memory=True)
+        _, leaky_threads, leaky_threads_q = advisor_worker(
+            cluster, "leaky-threads", right, pool="threads"
+        )
         # Leaks the same way, but its child is replaced past 150 MB: nothing to report.
         _, capped, capped_q = advisor_worker(
             cluster,
@@ -266,21 +279,20 @@ def test_every_check_trips_on_a_cluster_configured_to_show_its_pitfall(
             pool_memory=True,
         )
         start_collector(
-            cluster, queues=[careless_q, limited_q, doomed_q, leaky_q, capped_q, orphan]
+            cluster,
+            queues=[careless_q, limited_q, doomed_q, leaky_q, leaky_threads_q, capped_q, orphan],
         )
-        hosts = [careless, limited, doomed, leaky, capped, silent]
+        hosts = [careless, limited, doomed, leaky, leaky_threads, capped, silent]
         wait_for(
-            lambda: WorkerRecord.objects.filter(hostname__in=hosts, is_online=True).count() == 6,
+            lambda: WorkerRecord.objects.filter(hostname__in=hosts, is_online=True).count() == 7,
             60,
         )
-        # Every worker but the silent one answers inspect (and so has a memory sample from
-        # before any leak).
         wait_for(
             lambda: (
-                WorkerRecord.objects.filter(hostname__in=hosts[:5])
+                WorkerRecord.objects.filter(hostname__in=hosts[:6])
                 .exclude(inspected_at=None)
                 .count()
-                == 5
+                == 6
             ),
             30,
         )
@@ -294,8 +306,9 @@ def test_every_check_trips_on_a_cluster_configured_to_show_its_pitfall(
         for _ in range(4):
             app.send_task("advisor.sleep", (0.01,), queue=silent_q)
         app.send_task("advisor.sleep", (0.1,), queue=orphan)
-        # The careless worker's leaks wait behind its slow tasks (and their redeliveries).
-        leak_step_by_step(app, {careless: careless_q, leaky: leaky_q, capped: capped_q}, times=3)
+        capped_leaks = [app.send_task("advisor.leak", (40,), queue=capped_q).id for _ in range(3)]
+        leak_step_by_step(app, results_url, {leaky: leaky_q, leaky_threads: leaky_threads_q})
+        wait_for(lambda: all(succeeded(results_url, t) for t in capped_leaks), 60)
         wait_for(
             lambda: TaskRecord.objects.filter(
                 name="advisor.kill_self", state=states.FAILURE
@@ -326,13 +339,17 @@ def test_every_check_trips_on_a_cluster_configured_to_show_its_pitfall(
         assert found["accepts_pickle"] == {careless}
         assert found["no_time_limit"] == {careless}
         assert found["stuck_tasks"] == {limited}
-        # Main-process figure (threads) and pool-child figure (prefork + hook); the capped
+        # Pool-child figure (prefork + hook) and main-process figure (threads); the capped
         # worker leaked as much and is not named.
-        assert found["memory_growth"] == {careless, leaky}
+        assert found["memory_growth"] == {leaky, leaky_threads}
         growth = AdvisorFinding.objects.get(
             check_name="memory_growth", subject=leaky, resolved_at=None
         )
         assert "largest pool process" in growth.evidence
+        growth = AdvisorFinding.objects.get(
+            check_name="memory_growth", subject=leaky_threads, resolved_at=None
+        )
+        assert "main process, where the threads pool runs tasks" in growth.evidence
         assert found["visibility_timeout"] == {careless}
         assert found["worker_vanished"] == {doomed}
         assert found["no_task_events"] == {silent}
