@@ -64,9 +64,17 @@ def memory_trend(worker: WorkerRecord, since: dt.datetime) -> Trend | None:
     elif worker.online_at:
         rows = [row for row in rows if row[0] >= worker.online_at] or rows
     pool = [(at, peak) for at, _, peak, _ in rows if peak is not None]
+    in_process = worker.pool in IN_PROCESS_POOLS
     if pool:
-        return Trend("peak RSS of its largest pool process (tasks_admin.poolmemory)", pool)
-    if worker.pool in IN_PROCESS_POOLS:
+        where = (
+            f"its main process, where the {worker.pool} pool runs tasks"
+            if in_process
+            else "its largest pool process"
+        )
+        return Trend(f"peak RSS of {where} (VmHWM, from tasks_admin.poolmemory)", pool)
+    if in_process:
+        # Second best: on Linux a process's maxrss starts at the peak of whatever launched
+        # it (the kernel carries it across fork and exec), so growth below that is hidden.
         return Trend(
             f"peak RSS of its main process, where the {worker.pool} pool runs tasks "
             "(inspect stats rusage.maxrss)",

@@ -52,7 +52,17 @@ def test_a_worker_without_a_per_child_limit_whose_memory_keeps_rising_is_reporte
     (finding,) = memory_growth(_context())
     assert (finding.check, finding.subject) == ("memory_growth", "celery@leaky")
     assert "100 MB" in finding.evidence and "190 MB" in finding.evidence
-    assert "main process, where the threads pool runs tasks" in finding.evidence
+    assert "main process, where the threads pool runs tasks (inspect stats" in finding.evidence
+
+
+def test_a_threads_worker_with_the_hook_is_judged_on_its_own_peak_not_rusage():
+    # rusage.maxrss starts at the launcher's peak (here 220 MB) and hides the growth below
+    # it; the hook's VmHWM is the process's own.
+    _worker("celery@threads", {}, pool="threads")
+    _samples("celery@threads", [220, 220, 220, 220], pool_mb=[50, 90, 130, 170])
+    (finding,) = memory_growth(_context())
+    assert "main process, where the threads pool runs tasks (VmHWM" in finding.evidence
+    assert "50 MB" in finding.evidence and "170 MB" in finding.evidence
 
 
 def test_a_limit_per_child_or_a_flat_or_single_jump_trend_is_not_reported():
@@ -71,7 +81,7 @@ def test_a_prefork_leak_is_judged_on_its_pool_processes_not_the_flat_main_proces
     _samples("celery@prefork", [50, 50, 50, 50], pool_mb=[45, 86, 127, 168])
     (finding,) = memory_growth(_context())
     assert finding.subject == "celery@prefork"
-    assert "largest pool process" in finding.evidence
+    assert "largest pool process (VmHWM, from tasks_admin.poolmemory)" in finding.evidence
     assert "45 MB" in finding.evidence and "168 MB" in finding.evidence
 
 
