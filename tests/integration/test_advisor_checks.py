@@ -351,8 +351,9 @@ def test_every_check_trips_on_a_cluster_configured_to_show_its_pitfall(
         # Pool-child figure (prefork + hook) and main-process figure (threads); the capped
         # worker leaked as much and is not named.
         assert found["memory_growth"] == {leaky, leaky_threads}
-        # Seen growing (to 125 MB, then its child was replaced), and not named.
-        assert pool_growth_kb(capped) >= 60 * 1024
+        # Seen growing by a leak at least (its child is replaced once past 146 MB, which
+        # may take two leaks), and not named.
+        assert pool_growth_kb(capped) >= 30 * 1024
         growth = AdvisorFinding.objects.get(
             check_name="memory_growth", subject=leaky, resolved_at=None
         )
@@ -425,8 +426,8 @@ def test_the_checks_stay_quiet_on_a_cluster_configured_right(
             ),
             60,
         )
-        # The hook saw its children grow (three leaks on two children: one got two).
-        wait_for(lambda: pool_growth_kb(careful) >= 60 * 1024, 30)
+        # The hook saw its children grow.
+        wait_for(lambda: pool_growth_kb(careful) >= 30 * 1024, 30)
         # A warm shutdown says goodbye (worker-offline): not a vanished worker.
         careful_proc.stop(signal.SIGTERM)
         wait_for(lambda: WorkerRecord.objects.filter(hostname=careful, is_online=False).exists())
