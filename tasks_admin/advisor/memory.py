@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+from dataclasses import dataclass
 
 from django.db.models import Count, Q
 
@@ -30,6 +32,57 @@ KILLED = (
 # Fewer samples than this say nothing about a trend.
 MIN_SAMPLES = 3
 
+# Pools that run tasks in the worker's main process, whose ``inspect stats``
+# rusage.maxrss (getrusage(RUSAGE_SELF)) therefore includes what tasks leak. Prefork runs
+# them in child processes that figure never sees.
+IN_PROCESS_POOLS = frozenset({"threads", "solo", "gevent", "eventlet"})
+
+
+@dataclass(frozen=True)
+class Trend:
+    figure: str  # what was measured, for the evidence
+    points: list[tuple[dt.datetime, int]]  # (sampled_at, KiB)
+
+
+def memory_trend(worker: WorkerRecord, since: dt.datetime) -> Trend | None:
+    """The worker's memory over its current run, in the figure that covers its tasks.
+
+    None when the console cannot see where its tasks run: a prefork worker whose app did
+    not install ``tasks_admin.poolmemory`` reports only its main process, which does not
+    run tasks (a leak there stays invisible, and flat samples must not read as "no leak").
+    """
+    rows = list(
+        WorkerMemorySample.objects.filter(hostname=worker.hostname, sampled_at__gte=since)
+        .order_by("sampled_at")
+        .values_list("sampled_at", "maxrss_kb", "pool_peak_kb", "pid")
+    )
+    if not rows:
+        return None
+    # Only this run of the worker: a restarted one starts small again under a new pid.
+    # (Rows from before pids were stored fall back on when the worker came online.)
+    if rows[-1][3] is not None:
+        rows = [row for row in rows if row[3] == rows[-1][3]]
+    elif worker.online_at:
+        rows = [row for row in rows if row[0] >= worker.online_at] or rows
+    pool = [(at, peak) for at, _, peak, _ in rows if peak is not None]
+    in_process = worker.pool in IN_PROCESS_POOLS
+    if pool:
+        where = (
+            f"its main process, where the {worker.pool} pool runs tasks"
+            if in_process
+            else "its largest pool process"
+        )
+        return Trend(f"peak RSS of {where} (VmHWM, from tasks_admin.poolmemory)", pool)
+    if in_process:
+        # Second best: on Linux a process's maxrss starts at the peak of whatever launched
+        # it (the kernel carries it across fork and exec), so growth below that is hidden.
+        return Trend(
+            f"peak RSS of its main process, where the {worker.pool} pool runs tasks "
+            "(inspect stats rusage.maxrss)",
+            [(at, maxrss) for at, maxrss, _, _ in rows],
+        )
+    return None
+
 
 def memory_growth(ctx: Context) -> list[Finding]:
     """No max_tasks_per_child / max_memory_per_child while peak RSS keeps climbing."""
@@ -41,18 +94,13 @@ def memory_growth(ctx: Context) -> list[Finding]:
             worker, "worker_max_memory_per_child"
         ):
             continue
-        samples = list(
-            WorkerMemorySample.objects.filter(hostname=worker.hostname, sampled_at__gte=ctx.since)
-            .order_by("sampled_at")
-            .values_list("sampled_at", "maxrss_kb")
-        )
-        # Only this run of the worker: its pid's samples start when it came online.
-        if worker.online_at:
-            samples = [s for s in samples if s[0] >= worker.online_at] or samples
-        if len(samples) < MIN_SAMPLES:
+        trend = memory_trend(worker, ctx.since)
+        if trend is None or len(trend.points) < MIN_SAMPLES:
             continue
+        samples = trend.points
         first, last = samples[0][1], samples[-1][1]
         grown_mb = (last - first) / 1024
+        # Two rises at least: one is a big task (peak RSS never comes down), not a leak.
         rises = sum(1 for a, b in itertools.pairwise(samples) if b[1] > a[1])
         if grown_mb < ctx.memory_growth_mb or rises < 2:
             continue
@@ -66,7 +114,7 @@ def memory_growth(ctx: Context) -> list[Finding]:
                     f"{worker.hostname} keeps growing ({grown_mb:.0f} MB) with no per-child limit"
                 ),
                 evidence=(
-                    f"Peak RSS (inspect stats rusage.maxrss) went from {first / 1024:.0f} MB "
+                    f"The {trend.figure} went from {first / 1024:.0f} MB "
                     f"to {last / 1024:.0f} MB over {seconds(span)} ({len(samples)} samples, "
                     f"{rises} rises); worker_max_tasks_per_child and "
                     "worker_max_memory_per_child are not set."

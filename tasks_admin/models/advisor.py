@@ -76,15 +76,21 @@ class AdvisorRun(models.Model):
 
 
 class WorkerMemorySample(models.Model):
-    """A worker's peak resident memory (``inspect stats`` rusage maxrss, KiB) over time.
+    """A worker's peak resident memory (KiB) at one ``inspect stats`` reply.
 
-    The advisor poller copies one per new inspect reply, so "memory keeps growing" can be
-    judged from a trend rather than one number.
+    The inspect poller stores one per reply, so "memory keeps growing" can be judged from a
+    trend rather than one number. ``maxrss_kb`` is the reply's ``rusage.maxrss``: the main
+    process only, where tasks run for threads/solo/gevent/eventlet but not for prefork.
+    ``pool_peak_kb`` is the largest peak of the processes that run tasks (prefork's
+    children), present only when the worker's app installed ``tasks_admin.poolmemory``.
     """
 
     hostname = models.CharField(max_length=255)
     sampled_at = models.DateTimeField()
     maxrss_kb = models.BigIntegerField()
+    pool_peak_kb = models.BigIntegerField(null=True, blank=True)
+    # The worker's main pid: a restarted worker starts a new trend.
+    pid = models.IntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["hostname", "sampled_at"], name="worker_mem_idx")]

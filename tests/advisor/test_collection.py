@@ -43,3 +43,25 @@ def test_memory_samples_come_from_inspect_stats_rusage_maxrss():
     assert list(WorkerMemorySample.objects.values_list("hostname", "maxrss_kb")) == [
         ("a@box", 81234)
     ]
+
+
+def test_memory_samples_keep_the_largest_pool_process_peak_and_the_main_pid():
+    # What a prefork worker with tasks_admin.poolmemory installed answers.
+    reply = {
+        "pid": 4242,
+        "rusage": {"maxrss": 51000},
+        "pool_memory": {
+            "processes": [
+                {"pid": 4243, "rss_kb": 90000, "peak_kb": 120000},
+                {"pid": 4244, "rss_kb": 160000, "peak_kb": 170000},
+            ]
+        },
+    }
+    plain = {"pid": 5000, "rusage": {"maxrss": 60000}}
+
+    record_memory_samples({"hooked@box": reply, "plain@box": plain}, at=timezone.now())
+
+    rows = WorkerMemorySample.objects.order_by("hostname").values_list(
+        "hostname", "maxrss_kb", "pool_peak_kb", "pid"
+    )
+    assert list(rows) == [("hooked@box", 51000, 170000, 4242), ("plain@box", 60000, None, 5000)]

@@ -12,6 +12,8 @@ import time
 
 from celery import Celery
 
+from tasks_admin import poolmemory
+
 app = Celery("advisor_it")
 app.conf.update(
     broker_url=os.environ["CELERY_BROKER_URL"],
@@ -24,6 +26,9 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
 )
 app.conf.update(json.loads(os.environ.get("ADVISOR_WORKER_CONF", "{}")))
+# The hook that lets the console see pool children's memory, where prefork tasks leak.
+if os.environ.get("ADVISOR_POOL_MEMORY") == "1":
+    poolmemory.install(app)
 
 # What leak() keeps: module globals live as long as the pool process.
 _LEAKED: list[bytes] = []

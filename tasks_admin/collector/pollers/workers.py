@@ -162,6 +162,9 @@ class InspectPoller(Poller):
             self._requested.clear()
         # A sweep broadcasts stats (which costs one silent ``timeout``) to learn who is
         # alive; the other three go only to those who answered, so they return early.
+        # Workers read their memory after this moment, and a sample must not be stamped
+        # later (after the other calls): a task that ended meanwhile is not in it.
+        asked_at = timezone.now()
         stats = self._inspect("stats", None if self._sweep else requested)
         hosts = sorted(stats)
         if not hosts:
@@ -184,7 +187,7 @@ class InspectPoller(Poller):
         # The advisor judges memory growth from a trend: keep each reply's peak RSS (the
         # advisor poller prunes them, so only while it runs).
         if settings.CONSOLE_ADVISOR_INTERVAL > 0:
-            record_memory_samples({host: stats[host] for host in hosts}, at=now)
+            record_memory_samples({host: stats[host] for host in hosts}, at=asked_at)
         return True
 
     def _inspect(self, method: str, destination: list[str] | None) -> dict[str, Any]:
@@ -285,12 +288,39 @@ class WorkerLivenessPoller(Poller):
         return marked > 0
 
 
+def pool_peak_kb(reply: dict[str, Any]) -> int | None:
+    """The largest peak RSS (KiB) among the processes that run tasks, from the
+    ``pool_memory`` that ``tasks_admin.poolmemory`` adds to ``inspect stats``; else None."""
+    memory = reply.get("pool_memory")
+    processes = memory.get("processes") if isinstance(memory, dict) else None
+    if not isinstance(processes, list):
+        return None
+    peaks = [
+        p["peak_kb"]
+        for p in processes
+        if isinstance(p, dict) and isinstance(p.get("peak_kb"), int) and p["peak_kb"] > 0
+    ]
+    return max(peaks) if peaks else None
+
+
 def record_memory_samples(stats: dict[str, Any], *, at: dt.datetime) -> None:
-    """One WorkerMemorySample per ``inspect stats`` reply that reports rusage.maxrss (KiB)."""
+    """One WorkerMemorySample per ``inspect stats`` reply that reports rusage.maxrss (KiB),
+    with the pool processes' peak when the worker reports it and the main pid."""
     samples = []
     for hostname, reply in stats.items():
-        rusage = reply.get("rusage") if isinstance(reply, dict) else None
+        if not isinstance(reply, dict):
+            continue
+        rusage = reply.get("rusage")
         maxrss = rusage.get("maxrss") if isinstance(rusage, dict) else None
         if isinstance(maxrss, int) and maxrss > 0:
-            samples.append(WorkerMemorySample(hostname=hostname, sampled_at=at, maxrss_kb=maxrss))
+            pid = reply.get("pid")
+            samples.append(
+                WorkerMemorySample(
+                    hostname=hostname,
+                    sampled_at=at,
+                    maxrss_kb=maxrss,
+                    pool_peak_kb=pool_peak_kb(reply),
+                    pid=pid if isinstance(pid, int) else None,
+                )
+            )
     WorkerMemorySample.objects.bulk_create(samples)
