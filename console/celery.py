@@ -7,7 +7,7 @@ import os
 
 from celery import Celery
 
-from tasks_admin import deadletter
+from tasks_admin import deadletter, poolmemory
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
@@ -17,3 +17,6 @@ app.autodiscover_tasks(["demo"])
 # The demo stands for a monitored app: its workers dead-letter every task that dies, so the
 # console can retry it with its original arguments (README, "Dead letters").
 deadletter.install(app)
+# ...and report their pool processes' memory, so the advisor can see a leak in a prefork
+# child (README, "Memory growth: what the console can see").
+poolmemory.install(app)

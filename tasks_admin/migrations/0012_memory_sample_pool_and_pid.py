@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasks_admin', '0009_api_tokens'),
+        ('tasks_admin', '0011_task_last_event_idx'),
     ]
 
     operations = [
