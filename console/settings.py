@@ -75,7 +75,11 @@ DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/conso
 # connection per request and takes it back at the request's end. DATABASE_POOL_MAX_SIZE=0
 # turns it off (a connection per request, for an external pooler such as PgBouncer).
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 16)
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# Health checks: the pool tests a connection before lending it, so after a failover or a
+# terminated backend a request gets a fresh connection instead of an error.
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
+}
 if DATABASE_POOL_MAX_SIZE > 0:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
