@@ -10,12 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from tasks_admin.models import Severity, WorkerRecord
+
+if TYPE_CHECKING:
+    from tasks_admin.advisor.window import WorkerWindow
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class Context:
     silent_worker_seconds: float = 30.0
     _workers: list[WorkerRecord] | None = None
     # Filled by advisor.window.worker_windows, once per run.
-    worker_windows: dict[str, Any] | None = None
+    _worker_windows: dict[str, WorkerWindow] | None = None
 
     @classmethod
     def from_settings(cls, *, broker_url: str | None = None) -> Context:

@@ -41,10 +41,10 @@ GROUP BY worker
 
 def worker_windows(ctx: Context) -> dict[str, WorkerWindow]:
     """Hostname -> its window, computed once per advisor run (kept on the context)."""
-    if ctx.worker_windows is None:
+    if ctx._worker_windows is None:
         with connection.cursor() as cursor:
             cursor.execute(_SQL, {"since": ctx.since, "long": ctx.long_task_seconds})
-            ctx.worker_windows = {
+            ctx._worker_windows = {
                 worker: WorkerWindow(
                     longest_runtime=float(longest or 0.0),
                     longest_name=name or "",
@@ -53,4 +53,4 @@ def worker_windows(ctx: Context) -> dict[str, WorkerWindow]:
                 )
                 for worker, longest, name, over, eta in cursor.fetchall()
             }
-    return ctx.worker_windows
+    return ctx._worker_windows
