@@ -2,9 +2,11 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+
+from console.handlers import get_asgi_application  # noqa: E402
+
 # Build the Django app before anything imports models (consumers do).
 django_app = get_asgi_application()
 
