@@ -10,6 +10,7 @@ is decided where the request is authenticated and handed to services as an ``Act
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ class Role(enum.IntEnum):
 
 # The Django group that grants each role; created on demand by the create_user command.
 GROUP_NAMES: dict[Role, str] = {role: f"console-{role.label}" for role in Role}
+_ROLE_OF_GROUP = {name: role for role, name in GROUP_NAMES.items()}
 
 # Every action a service performs, and the least role allowed to perform it. Services
 # check this (never the view), so pages and the API enforce the same rule.
@@ -63,10 +65,12 @@ def role_of(user: Any) -> Role | None:
         return None
     if user.is_superuser:
         return Role.ADMIN
-    by_group = {name: role for role, name in GROUP_NAMES.items()}
-    held = [
-        by_group[name] for name in user.groups.values_list("name", flat=True) if name in by_group
-    ]
+    return role_of_groups(user.groups.values_list("name", flat=True))
+
+
+def role_of_groups(group_names: Iterable[str]) -> Role:
+    """The role an active, signed-in non-superuser holds through these groups."""
+    held = [_ROLE_OF_GROUP[name] for name in group_names if name in _ROLE_OF_GROUP]
     return max(held, default=Role.VIEWER)
 
 

@@ -41,6 +41,10 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    # Not a column: the user's role, read with the token by the API's authentication so a
+    # request decides its role without another query (tasks_admin.api.auth.token_user).
+    user_role: Role | None = None
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["user", "-created_at"], name="apitoken_user_idx")]

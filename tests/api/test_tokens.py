@@ -129,6 +129,32 @@ def test_the_request_role_is_the_tokens_role_not_the_users(make_user, make_token
     assert not actor.may("queue.purge") and actor.may("task.retry")
 
 
+@pytest.mark.parametrize(
+    ("groups", "superuser", "expected"),
+    [
+        ([], False, Role.VIEWER),
+        (["unrelated", GROUP_NAMES[Role.OPERATOR]], False, Role.OPERATOR),
+        ([GROUP_NAMES[Role.OPERATOR], GROUP_NAMES[Role.ADMIN], "ops"], False, Role.ADMIN),
+        (["unrelated"], True, Role.ADMIN),
+    ],
+)
+def test_the_token_query_reads_the_users_role_from_its_role_groups_only(
+    make_user, make_token, groups, superuser, expected
+):
+    from django.contrib.auth.models import Group
+
+    from tasks_admin.api.auth import token_user
+
+    user = make_user("carol", is_superuser=superuser)
+    raw = make_token(user, Role.VIEWER)
+    for name in groups:
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
+    found_user, token = token_user(raw)
+    assert (found_user.pk, found_user.username, token.user_id) == (user.pk, "carol", user.pk)
+    assert token.user_role is expected
+    assert token.role_enum is Role.VIEWER
+
+
 def test_a_demoted_user_demotes_their_tokens(make_user, make_token):
     admin = make_user("root", Role.ADMIN)
     raw = make_token(admin, Role.ADMIN)
