@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -79,24 +80,51 @@ ACTION_ERRORS = {
 
 def query(request: Request, serializer_class: type[s.serializers.Serializer]) -> dict[str, Any]:
     """The validated query string; 400 for an unknown parameter or a bad value."""
-    serializer = serializer_class(data=_query_dict(request, serializer_class))
-    allowed = set(serializer.fields) | COMMON_PARAMS
-    unknown = sorted(set(request.query_params) - allowed)
+    shape = _query_shape(serializer_class)
+    if not request.query_params and shape.empty is not None:
+        return dict(shape.empty)
+    data = _query_dict(request, shape.lists)
+    unknown = sorted(set(request.query_params) - shape.allowed)
     if unknown:
+        allowed = ", ".join(sorted(shape.allowed))
         raise exceptions.ValidationError(
-            {key: "Unknown parameter; allowed: " + ", ".join(sorted(allowed)) for key in unknown}
+            {key: "Unknown parameter; allowed: " + allowed for key in unknown}
         )
+    serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
 
 
-def _query_dict(request: Request, serializer_class: type[Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class QueryShape:
+    allowed: frozenset[str]  # parameter names, the common ones included
+    lists: frozenset[str]  # parameters that take several values
+    empty: dict[str, Any] | None  # what no parameters validate to (None: they don't)
+
+
+_query_shapes: dict[type[s.serializers.Serializer], QueryShape] = {}
+
+
+def _query_shape(serializer_class: type[s.serializers.Serializer]) -> QueryShape:
+    """What query() needs to know of a serializer class, worked out once: building a
+    serializer's fields deep-copies them, and every API call parses its query."""
+    shape = _query_shapes.get(serializer_class)
+    if shape is None:
+        fields = serializer_class().fields
+        empty = serializer_class(data={})
+        shape = _query_shapes[serializer_class] = QueryShape(
+            allowed=frozenset(fields) | COMMON_PARAMS,
+            lists=frozenset(k for k, f in fields.items() if isinstance(f, s.serializers.ListField)),
+            empty=dict(empty.validated_data) if empty.is_valid() else None,
+        )
+    return shape
+
+
+def _query_dict(request: Request, list_keys: frozenset[str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
-    fields = serializer_class().fields
     for key in request.query_params:
         values = request.query_params.getlist(key)
-        field = fields.get(key)
-        if isinstance(field, s.serializers.ListField):
+        if key in list_keys:
             data[key] = [v.strip() for value in values for v in value.split(",")]
         else:
             if len(values) > 1:
