@@ -14,7 +14,6 @@ from typing import Any
 
 from django.template.loader import render_to_string
 
-from tasks_admin.models import TaskRecord
 from tasks_admin.selectors import dashboard as dashboard_selectors
 from tasks_admin.selectors import failures as failure_selectors
 from tasks_admin.selectors import queues as queue_selectors
@@ -93,7 +92,7 @@ def task(task_id: str) -> str:
     return f'{head}<div id="task-body">{_render(("task_body.html",), context)}</div>'
 
 
-def task_row(task: TaskRecord) -> str:
+def task_row(task: task_selectors.TaskRow) -> str:
     """One row of the task list, a top-level ``<tr id=...>`` (see task_links.row_id)."""
     return render_to_string(PARTIALS + "task_row.html", {"task": task})
 

@@ -9,7 +9,8 @@ import datetime as dt
 from typing import Any
 
 from tasks_admin.models import TaskRecord
-from tasks_admin.selectors.tasks import TEXT_COLUMNS, Cursor, TaskFilters
+from tasks_admin.redaction import redacted_names
+from tasks_admin.selectors.tasks import TEXT_COLUMNS, Cursor, TaskFilters, TaskRow
 
 # Text search in live updates reads this much of each column (Celery cuts args and kwargs
 # reprs at 1024 characters anyway; results and exceptions can be longer).
@@ -42,21 +43,22 @@ def task_facts(task: TaskRecord) -> dict[str, Any]:
     }
 
 
-def row_from_facts(facts: dict[str, Any]) -> TaskRecord:
-    """An unsaved TaskRecord holding what a list row shows, rebuilt from ``task_facts``."""
+def row_from_facts(facts: dict[str, Any]) -> TaskRow:
+    """The task list's row of a task, rebuilt from ``task_facts``."""
     started_at = facts["started_at"]
-    return TaskRecord(
-        task_id=facts["task_id"],
-        state=facts["state"],
-        name=facts["name"],
-        worker=facts["worker"],
-        queue=facts["queue"],
-        first_seen_at=dt.datetime.fromtimestamp(facts["first_seen_at"], dt.UTC),
-        started_at=dt.datetime.fromtimestamp(started_at, dt.UTC) if started_at else None,
-        runtime=facts["runtime"],
-        retries=facts["retries"],
-        args=facts["args"],
-        kwargs=facts["kwargs"],
+    return TaskRow.shown(
+        facts["task_id"],
+        facts["name"],
+        facts["state"],
+        dt.datetime.fromtimestamp(facts["first_seen_at"], dt.UTC),
+        dt.datetime.fromtimestamp(started_at, dt.UTC) if started_at else None,
+        facts["runtime"],
+        facts["retries"],
+        facts["worker"],
+        facts["queue"],
+        facts["args"],
+        facts["kwargs"],
+        names=redacted_names(),
     )
 
 
