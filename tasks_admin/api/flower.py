@@ -37,6 +37,7 @@ from tasks_admin.api.auth import (
     FlowerBasicAuthentication,
 )
 from tasks_admin.models import QueueRecord, TaskRecord, WorkerRecord
+from tasks_admin.redaction import redact_repr, redacted_names
 from tasks_admin.selectors import tasks as task_selectors
 from tasks_admin.selectors.tasks import TABLE, like_pattern
 
@@ -123,8 +124,11 @@ def _int(request: Request, key: str) -> int | None:
         raise exceptions.ValidationError(f"Invalid argument '{raw}' of type 'int'") from None
 
 
-def task_dict(task: TaskRecord, children: list[str], *, keep_empty_worker: bool) -> dict:
-    """One task as Flower's ``Task.as_dict()`` with ``worker`` as a hostname."""
+def task_dict(
+    task: TaskRecord, children: list[str], *, keep_empty_worker: bool, redact: frozenset[str]
+) -> dict:
+    """One task as Flower's ``Task.as_dict()`` with ``worker`` as a hostname, the values of
+    ``redact`` argument names hidden."""
     data: dict[str, Any] = {
         "uuid": task.task_id,
         "name": task.name or None,
@@ -137,8 +141,8 @@ def task_dict(task: TaskRecord, children: list[str], *, keep_empty_worker: bool)
         "failed": _epoch(task.failed_at),
         "retried": _epoch(task.retried_at),
         "revoked": _epoch(task.revoked_at),
-        "args": task.args or None,
-        "kwargs": task.kwargs or None,
+        "args": redact_repr(task.args, redact) or None,
+        "kwargs": redact_repr(task.kwargs, redact) or None,
         "eta": task.eta.isoformat() if task.eta else None,
         "expires": task.expires.isoformat() if task.expires else None,
         "retries": task.retries,
@@ -188,12 +192,13 @@ def _active_tasks(hostname: str) -> list[dict[str, Any]]:
         .only("task_id", "name", "args", "kwargs", "started_at", "exchange", "routing_key")
         .order_by("-first_seen_at")[:100]
     )
+    names = redacted_names()
     return [
         {
             "id": t.task_id,
             "name": t.name,
-            "args": t.args,
-            "kwargs": t.kwargs,
+            "args": redact_repr(t.args, names),
+            "kwargs": redact_repr(t.kwargs, names),
             "type": t.name,
             "hostname": hostname,
             "time_start": _epoch(t.started_at),
@@ -475,7 +480,11 @@ def tasks(request: Request) -> Response:
             )
         )
     children = _children([t.task_id for t in rows])
-    body = {t.task_id: task_dict(t, children[t.task_id], keep_empty_worker=False) for t in rows}
+    names = redacted_names()
+    body = {
+        t.task_id: task_dict(t, children[t.task_id], keep_empty_worker=False, redact=names)
+        for t in rows
+    }
     return Response(body)
 
 
@@ -496,7 +505,7 @@ def task_info(request: Request, task_id: str) -> Response:
     if task is None:
         raise exceptions.NotFound(f"Unknown task '{task_id}'")
     children = _children([task.task_id])[task.task_id]
-    return Response(task_dict(task, children, keep_empty_worker=True))
+    return Response(task_dict(task, children, keep_empty_worker=True, redact=redacted_names()))
 
 
 def _backend_result(task_id: str) -> tuple[str, Any, str | None] | None:
