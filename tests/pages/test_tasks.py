@@ -410,3 +410,26 @@ def test_anonymous_users_are_sent_to_sign_in(path):
         response = Client().get(path, headers=headers)
         assert response.status_code == 302
         assert response["Location"].startswith("/login/?next=")
+
+
+def test_a_capped_total_of_a_relative_range_is_reused_as_the_range_moves(client, monkeypatch):
+    monkeypatch.setattr(task_selectors, "COUNT_CAP", 3)
+    for i in range(5):
+        task(ago=dt.timedelta(seconds=i), name="many")
+    step = task_selectors.CAPPED_TOTAL_SECONDS
+    start_of_step = timezone.now().timestamp() // step * step
+    since = dt.datetime.fromtimestamp(start_of_step, dt.UTC) - dt.timedelta(hours=1)
+    filters = task_selectors.TaskFilters(since=since)
+    with CaptureQueriesContext(connection) as queries:
+        first = task_selectors.task_page(filters)
+        moved = task_selectors.task_page(
+            task_selectors.TaskFilters(since=since + dt.timedelta(seconds=1))
+        )
+        next_step = task_selectors.task_page(
+            task_selectors.TaskFilters(
+                since=since + dt.timedelta(seconds=task_selectors.CAPPED_TOTAL_SECONDS)
+            )
+        )
+    counted = [q["sql"] for q in queries.captured_queries if "count(*)" in q["sql"]]
+    assert first.total_capped and moved.total_capped and next_step.total_capped
+    assert len(counted) == 2  # the first range, then the next step; not the moved one
