@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -203,6 +205,42 @@ def summarise(results: list[Result], rate: float, p99_limit_ms: float) -> dict[s
     }
 
 
+# --- where the CPU goes -------------------------------------------------------------------
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each named process with its children (uvicorn's workers; not
+    for this process, whose children are the others), of every PostgreSQL process, and of
+    the machine (busy, and stolen by the hypervisor)."""
+    seconds: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            root = psutil.Process(pid)
+            procs = [root] if pid == os.getpid() else [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        seconds[name] = sum(_own_cpu(proc) for proc in procs)
+    seconds["postgresql"] = sum(
+        _own_cpu(proc) for proc in psutil.process_iter(["name"]) if proc.info["name"] == "postgres"
+    )
+    machine = psutil.cpu_times()
+    seconds["machine busy"] = sum(machine) - machine.idle - machine.iowait - machine.steal
+    seconds["machine steal"] = machine.steal
+    return seconds
+
+
+def _own_cpu(proc: psutil.Process) -> float:
+    try:
+        times = proc.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return times.user + times.system
+
+
+def cores_used(before: dict[str, float], after: dict[str, float], seconds: float) -> dict:
+    return {k: round((after[k] - before[k]) / seconds, 3) for k in before if k in after}
+
+
 # --- the processes around it -------------------------------------------------------------
 
 
@@ -359,8 +397,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         str(args.warmup + args.duration + 90),
     ]
     with (
-        process(server_cmd, env, "server"),
-        process(collect_cmd, env, "collector"),
+        process(server_cmd, env, "server") as server,
+        process(collect_cmd, env, "collector") as collector,
     ):
         wait_ready(args.port, time.monotonic() + 60)
         since = dt.datetime.now(dt.UTC)
@@ -374,12 +412,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.port, token, args.rate, args.warmup, args.duration, args.connections, mix
             )
             window_start = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=args.warmup)
+            pids = {
+                "server": server.pid,
+                "collector": collector.pid,
+                "publisher": publisher.pid,
+                "load client": os.getpid(),
+            }
+            cpu_before: dict[str, float] = {}
+            measuring = threading.Timer(
+                args.warmup, lambda: cpu_before.update(cpu_seconds(pids), at=time.monotonic())
+            )
+            measuring.start()
             results = load.run()
+            measuring.cancel()
+            cpu_after = {**cpu_seconds(pids), "at": time.monotonic()}
             window_end = dt.datetime.now(dt.UTC)
             if publisher.poll() is not None:
                 raise SystemExit("the publisher stopped before the load ended")
     summary = summarise(results, args.rate, args.p99_ms)
     summary["tasks_in_database"] = tasks
+    if cpu_before:
+        seconds = cpu_after.pop("at") - cpu_before.pop("at")
+        summary["cores"] = cores_used(cpu_before, cpu_after, seconds)
     written = events_written(args.database_url, window_start, window_end)
     summary["collector_events_per_s"] = written / (window_end - window_start).total_seconds()
     return summary
@@ -400,6 +454,11 @@ def report(summary: dict[str, Any], args: argparse.Namespace) -> None:
     for label, p in [("all", lat), *summary["by_kind"].items()]:
         cells = " | ".join(f"{p[k]:.1f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
         print(f"| {label} | {p['n']} | {cells} |")
+    if "cores" in summary:
+        print(
+            "\ncores used while measured: "
+            + ", ".join(f"{name} {cores:.2f}" for name, cores in summary["cores"].items())
+        )
     for sample in summary["error_samples"]:
         print(f"error: {sample}")
     for check, ok in summary["checks"].items():
