@@ -122,6 +122,33 @@ def failed_task(
     ]
 
 
+def rejected_task(
+    task_id: str | None = None,
+    *,
+    at: float | None = None,
+    name: str = "demo.validate_order",
+    requeue: bool = False,
+) -> list[dict]:
+    """Received, started, then rejected by the worker (``raise Reject(requeue=...)``)."""
+    task_id = task_id or new_task_id()
+    at = at or time.time()
+    return [
+        event(
+            "task-received",
+            task_id,
+            at=at,
+            name=name,
+            args="({'id': 7, 'lines': []},)",
+            kwargs="{}",
+            retries=0,
+            root_id=task_id,
+            parent_id=None,
+        ),
+        event("task-started", task_id, at=at + 0.01),
+        event("task-rejected", task_id, at=at + 0.02, requeue=requeue),
+    ]
+
+
 def heartbeat(
     hostname: str = "celery@worker-1",
     *,

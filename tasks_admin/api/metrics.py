@@ -57,6 +57,7 @@ COUNTER_HELP = {
     "failed": "Tasks that failed.",
     "retried": "Task retries.",
     "revoked": "Tasks revoked.",
+    "rejected": "Tasks rejected by a worker (task-rejected, requeued or not).",
 }
 HISTOGRAMS = {
     # metric: (count column, sum column, histogram column, help)

@@ -18,7 +18,7 @@ from celery import states
 
 from tasks_admin import histogram
 
-COUNTS = ("received", "started", "succeeded", "failed", "retried", "revoked", "sent")
+COUNTS = ("received", "started", "succeeded", "failed", "retried", "revoked", "sent", "rejected")
 FINAL_COUNT = {
     states.SUCCESS: ("succeeded", "succeeded_at"),
     states.FAILURE: ("failed", "failed_at"),
@@ -144,6 +144,11 @@ def _contribute(deltas: dict[Key, Delta], row: dict[str, Any], sign: int) -> Non
         deltas[(name, minute(row["started_at"]))].counts["started"] += sign
     if row["retries"] and row["retried_at"] is not None:
         deltas[(name, minute(row["retried_at"]))].counts["retried"] += sign * row["retries"]
+    # Tasks with a task-rejected, requeued or not (celery-exporter counts both), rather than
+    # tasks in REJECTED: a requeued task never shows REJECTED, and a later event can move a
+    # task out of REJECTED, which would lower the counter. rejected_at is never unset.
+    if row["rejected_at"] is not None:
+        deltas[(name, minute(row["rejected_at"]))].counts["rejected"] += sign
     final = FINAL_COUNT.get(row["state"])
     if final and row[final[1]] is not None:
         bucket = deltas[(name, minute(row[final[1]]))]

@@ -209,6 +209,8 @@ class RollupCounts(models.Model):
     failed = models.BigIntegerField(default=0)
     retried = models.BigIntegerField(default=0)
     revoked = models.BigIntegerField(default=0)
+    # Tasks with a task-rejected event, with or without requeue (rejected_at is set).
+    rejected = models.BigIntegerField(default=0)
     runtime_count = models.BigIntegerField(default=0)
     runtime_sum = models.FloatField(default=0.0)
     # Counts per bucket of tasks_admin.histogram.BOUNDS; percentiles come from these.

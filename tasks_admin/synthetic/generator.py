@@ -560,7 +560,8 @@ class _Generator:
                 state = states.REVOKED
                 final_at = at
         last = events[-1]
-        # rollups._contribute's rules, on the values this row is written with.
+        # rollups._contribute's rules, on the values this row is written with (no task here
+        # is rejected: rejected_at stays NULL, so nothing counts as rejected).
         if sent_at is not None:
             self._contribute(name_i, sent_at, R["sent"])
         if received_at is not None:

@@ -56,8 +56,8 @@ def buckets(samples, metric: str, name: str) -> list[tuple[float, float]]:
 
 def test_task_counters_are_the_sums_of_the_rollups_old_and_new(client):
     now = timezone.now()
-    rollup("a", now - dt.timedelta(days=3), sent=6, received=5, succeeded=4, failed=1)
-    rollup("a", now, sent=1, received=2, started=2, succeeded=1, retried=1, revoked=1)
+    rollup("a", now - dt.timedelta(days=3), sent=6, received=5, succeeded=4, failed=1, rejected=2)
+    rollup("a", now, sent=1, received=2, started=2, succeeded=1, retried=1, revoked=1, rejected=1)
     rollup("b", now - dt.timedelta(minutes=5), received=1, failed=1)
     s = scrape(client)
     assert value(s, "celery_task_sent_total", name="a") == 7
@@ -67,8 +67,25 @@ def test_task_counters_are_the_sums_of_the_rollups_old_and_new(client):
     assert value(s, "celery_task_started_total", name="a") == 2
     assert value(s, "celery_task_retried_total", name="a") == 1
     assert value(s, "celery_task_revoked_total", name="a") == 1
+    assert value(s, "celery_task_rejected_total", name="a") == 3
     assert value(s, "celery_task_failed_total", name="b") == 1
     assert value(s, "celery_task_sent_total", name="b") == 0
+    assert value(s, "celery_task_rejected_total", name="b") == 0
+
+
+def test_the_rejected_counter_is_typed_described_and_labelled_like_the_failed_one(client):
+    rollup("a", timezone.now(), received=1, failed=1, rejected=1)
+    response = client.get("/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(response.content.decode())}
+    rejected, failed = families["celery_task_rejected"], families["celery_task_failed"]
+    assert (rejected.type, failed.type) == ("counter", "counter")
+    assert "rejected" in rejected.documentation
+    assert [(x.name, x.labels) for x in rejected.samples] == [
+        ("celery_task_rejected_total", x.labels) for x in failed.samples
+    ]
+    text = response.content.decode()
+    assert "# TYPE celery_task_rejected_total counter" in text
+    assert "# HELP celery_task_rejected_total " in text
 
 
 def test_counters_keep_counting_across_scrapes_and_when_rollups_are_pruned(client):
@@ -114,6 +131,8 @@ def test_metrics_agree_with_the_task_rows_the_collector_wrote(client):
         events += factories.succeeded_task(name="demo.add", at=start + 300 * i, wait=0.05 * i)
     events += factories.retried_then_succeeded_task(at=start)
     events += factories.failed_task(at=start + 60)
+    for i in range(5):
+        events += factories.rejected_task(name="demo.add", at=start + 90 * i, requeue=i % 2 == 1)
     BatchWriter(max_chars=65536).write(events)
     s = scrape(client)
     rows = TaskRecord.objects.filter(name="demo.add")
@@ -123,7 +142,10 @@ def test_metrics_agree_with_the_task_rows_the_collector_wrote(client):
     assert value(s, "celery_task_succeeded_total", name="demo.add") == (
         rows.filter(state=states.SUCCESS).count()
     )
-    waits = [(r.started_at - r.sent_at).total_seconds() for r in rows]
+    rejected = rows.exclude(rejected_at=None).count()
+    assert value(s, "celery_task_rejected_total", name="demo.add") == rejected == 5
+    assert value(s, "celery_task_rejected_total", name="demo.fail") == 0
+    waits = [(r.started_at - r.sent_at).total_seconds() for r in rows.exclude(sent_at=None)]
     assert value(s, "celery_task_queue_wait_time_count", name="demo.add") == len(waits) == 20
     assert value(s, "celery_task_queue_wait_time_sum", name="demo.add") == pytest.approx(sum(waits))
     for le, count in buckets(s, "celery_task_queue_wait_time", "demo.add"):
