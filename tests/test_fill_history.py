@@ -174,7 +174,7 @@ def test_fill_adds_workers_queues_and_a_day_of_queue_samples(filled):
 
 
 def test_the_task_table_keeps_every_index_and_the_log_gets_day_partitions(filled):
-    assert {"task_seen_idx", "task_state_seen_idx", "tasks_admin_taskrecord_pkey"} <= (
+    assert {"task_seen_idx", "task_state_order_idx", "tasks_admin_taskrecord_pkey"} <= (
         task_indexes()
     )
     with connection.cursor() as cursor:

@@ -641,7 +641,7 @@ TASK_NAMES_CAP = 10_000
 def task_names(cap: int = TASK_NAMES_CAP) -> list[str]:
     """Every distinct task name in the history, sorted, at most ``cap``.
 
-    A loose index scan of task_name_seen_idx (one probe per name), so it costs the number
+    A loose index scan of task_name_order_idx (one probe per name), so it costs the number
     of names, not the number of tasks.
     """
     sql = f"""
