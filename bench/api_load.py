@@ -1,7 +1,8 @@
 """API load: 200 requests/s on the task list for 60 s while the collector ingests events.
 
 Starts, against ``--database-url`` (already filled, e.g. by ``manage.py fill_history``):
-the real server (uvicorn, one process, throttling off), ``manage.py collect`` on the same
+the real server (uvicorn, ``--server-workers`` processes, default 2: one per core, as
+docker-compose.yml runs it; throttling off), ``manage.py collect`` on the same
 database and a publisher of synthetic task events (``bench/generator.py``) into
 ``--broker-url`` at ``--event-rate`` events/s. Once the collector is seen writing, this
 process sends ``--rate`` requests/s to ``/api/v1/tasks/`` (first page and single filters,
@@ -323,8 +324,9 @@ def main() -> None:
     parser.add_argument(
         "--server-workers",
         type=int,
-        default=1,
-        help="uvicorn processes (default 1, the test's setting; more to see how it scales)",
+        default=2,
+        help="uvicorn processes (default 2: one per core of a 2-core box, as docker compose "
+        "runs it; one process runs Python on one core at a time)",
     )
     parser.add_argument("--publish", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
