@@ -24,6 +24,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 
+from tasks_admin.api import throttle
 from tasks_admin.models import ApiToken
 from tasks_admin.models.api import token_digest
 from tasks_admin.roles import GROUP_NAMES, Actor, Role, role_of, role_of_groups
@@ -204,10 +205,9 @@ class ApiThrottle(throttling.SimpleRateThrottle):
     """One bucket per token (or signed-in user), and per address for everyone else.
 
     Rates come from settings at request time (CONSOLE_API_THROTTLE*), so they can be
-    changed by configuration and in tests.
+    changed by configuration and in tests. Counts are kept in Redis (``throttle``), shared
+    by every web process; Django's cache (``self.cache``) is not used.
     """
-
-    cache_format = "console-api-throttle:%(scope)s:%(ident)s"
 
     def get_rate(self) -> str | None:
         return None  # decided per request in allow_request
@@ -216,29 +216,22 @@ class ApiThrottle(throttling.SimpleRateThrottle):
         user = getattr(request, "user", None)
         token = getattr(request, "auth", None)
         if isinstance(token, ApiToken):
-            self.scope, ident = "token", str(token.pk)
+            scope, ident = "token", str(token.pk)
             rate = settings.CONSOLE_API_THROTTLE
         elif user is not None and user.is_authenticated:
-            self.scope, ident = "user", str(user.pk)
+            scope, ident = "user", str(user.pk)
             rate = settings.CONSOLE_API_THROTTLE
         else:
-            self.scope, ident = "anon", self.get_ident(request)
+            scope, ident = "anon", self.get_ident(request)
             rate = settings.CONSOLE_API_THROTTLE_ANON
         if not rate:
             return True
-        self.rate = rate
         self.num_requests, self.duration = self.parse_rate(rate)
-        self.key = self.cache_format % {"scope": self.scope, "ident": ident}
-        self.history = self.cache.get(self.key, [])
-        self.now = self.timer()
-        while self.history and self.history[-1] <= self.now - self.duration:
-            self.history.pop()
-        if len(self.history) >= self.num_requests:
-            return self.throttle_failure()
-        return self.throttle_success()
+        self.waited = throttle.hit(throttle.key(scope, ident), self.num_requests, self.duration)
+        return not self.waited
 
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        return getattr(self, "key", None)
+    def wait(self) -> float | None:
+        return getattr(self, "waited", None) or None
 
 
 def address_allowed(address: str, networks: list[str]) -> bool:

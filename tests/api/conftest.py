@@ -9,8 +9,8 @@ from tasks_admin.roles import GROUP_NAMES, Actor, Role, role_of
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttles():
-    """Throttle history lives in the cache: per test."""
+def _fresh_cache():
+    """Verified basic-auth logins are remembered in the cache: per test."""
     cache.clear()
     yield
     cache.clear()
