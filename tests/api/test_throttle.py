@@ -117,18 +117,18 @@ def test_consoles_with_other_prefixes_do_not_share_buckets(client, token):
     assert client.get("/api/v1/task-names/", headers=bearer(token)).status_code == 429
 
 
-@override_settings(CONSOLE_API_THROTTLE="")
 def test_an_empty_rate_does_not_throttle_or_touch_redis(client, token, settings):
+    settings.CONSOLE_API_THROTTLE = ""
     settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
     statuses = {client.get("/api/v1/task-names/", headers=bearer(token)).status_code}
     assert statuses == {200}
     assert throttle._client is None
 
 
-@override_settings(CONSOLE_API_THROTTLE="1/minute")
 def test_redis_down_lets_requests_through_and_warns_once(
     client, token, settings, monkeypatch, caplog
 ):
+    settings.CONSOLE_API_THROTTLE = "1/minute"
     monkeypatch.setattr(throttle, "RETRY_AFTER", 0.0)  # ask Redis on every request
     settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
     with caplog.at_level(logging.WARNING, logger="tasks_admin.api.throttle"):
@@ -141,8 +141,8 @@ def test_redis_down_lets_requests_through_and_warns_once(
     assert "API throttle off" in warnings[0].getMessage()
 
 
-@override_settings(CONSOLE_API_THROTTLE="1/minute")
 def test_counting_resumes_when_redis_is_back(client, token, settings, monkeypatch):
+    settings.CONSOLE_API_THROTTLE = "1/minute"
     monkeypatch.setattr(throttle, "RETRY_AFTER", 0.0)
     working = settings.REDIS_URL
     settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
