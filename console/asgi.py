@@ -2,11 +2,9 @@
 
 import os
 
+from console.handlers import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
-
-from console.handlers import get_asgi_application  # noqa: E402
-
 # Build the Django app before anything imports models (consumers do).
 django_app = get_asgi_application()
 
