@@ -112,6 +112,30 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout.strip()
 
 
+def server_env(database_url: str) -> dict[str, str]:
+    """The environment the benchmarks run the console's processes in."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret-key"),
+        "CONSOLE_API_THROTTLE": "",  # measure the API, not the throttle
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def bench_token(env: dict[str, str], name: str) -> str:
+    """A day-long token of the user "bench" (created when missing)."""
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User; "
+        "User.objects.filter(username='bench').exists() or "
+        "User.objects.create_user('bench', password='bench-password-1')",
+    )
+    return manage(env, "create_token", "--user", "bench", "--name", name, "--expires-days", "1")
+
+
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
 
@@ -173,24 +197,10 @@ def main() -> None:
     args = parser.parse_args()
 
     ensure_database(args.database_url)
-    env = {
-        **os.environ,
-        "DATABASE_URL": args.database_url,
-        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret-key"),
-        "CONSOLE_API_THROTTLE": "",  # measure the API, not the throttle
-        "LOG_LEVEL": "WARNING",
-    }
+    env = server_env(args.database_url)
     manage(env, "migrate", "--verbosity", "0")
     fill(args.database_url, args.rows)
-    manage(
-        env,
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User; "
-        "User.objects.filter(username='bench').exists() or "
-        "User.objects.create_user('bench', password='bench-password-1')",
-    )
-    token = manage(env, "create_token", "--user", "bench", "--name", "bench", "--expires-days", "1")
+    token = bench_token(env, "bench")
     server = subprocess.Popen(
         [
             sys.executable,

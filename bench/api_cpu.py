@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.api import Client, manage, wait_ready  # noqa: E402
+from bench.api import Client, bench_token, server_env, wait_ready  # noqa: E402
 from bench.pgdb import connect  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -89,22 +89,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8767)
     parser.add_argument("--label", default="", help="names this run in the output file")
     args = parser.parse_args()
-    env = {
-        **os.environ,
-        "DATABASE_URL": args.database_url,
-        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret-key"),
-        "CONSOLE_API_THROTTLE": "",
-        "LOG_LEVEL": "WARNING",
-    }
-    manage(
-        env,
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User; "
-        "User.objects.filter(username='bench').exists() or "
-        "User.objects.create_user('bench', password='bench-password-1')",
-    )
-    token = manage(env, "create_token", "--user", "bench", "--name", "cpu", "--expires-days", "1")
+    env = server_env(args.database_url)
+    token = bench_token(env, "cpu")
     server_cmd = [sys.executable, "-m", "uvicorn", "console.asgi:application"]
     server = subprocess.Popen(
         [*server_cmd, "--port", str(args.port), "--log-level", "warning", "--no-access-log"],

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import generator  # noqa: E402
-from bench.api import manage, percentiles, wait_ready  # noqa: E402
+from bench.api import bench_token, manage, percentiles, server_env, wait_ready  # noqa: E402
 from bench.pgdb import connect  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -352,24 +352,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tasks = conn.execute(
             "SELECT reltuples::bigint FROM pg_class WHERE relname = 'tasks_admin_taskrecord'"
         ).fetchone()[0]
-    env = {
-        **os.environ,
-        "DATABASE_URL": args.database_url,
-        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret-key"),
-        "CONSOLE_API_THROTTLE": "",  # measure the API, not the throttle
-        "LOG_LEVEL": "WARNING",
-    }
+    env = server_env(args.database_url)
     env.pop("CELERY_BROKER_URL", None)  # the collector gets --broker; nothing else publishes
     manage(env, "migrate", "--verbosity", "0")
-    manage(
-        env,
-        "shell",
-        "-c",
-        "from django.contrib.auth.models import User; "
-        "User.objects.filter(username='bench').exists() or "
-        "User.objects.create_user('bench', password='bench-password-1')",
-    )
-    token = manage(env, "create_token", "--user", "bench", "--name", "load", "--expires-days", "1")
+    token = bench_token(env, "load")
     mix = request_mix(args.database_url)
     python = sys.executable
     server_cmd = [
